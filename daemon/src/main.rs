@@ -1,0 +1,48 @@
+//! `wayside`, the edge daemon. This file only parses the command line and
+//! hands over to the command modules under `cli/`.
+
+mod cli;
+mod config;
+mod models;
+mod vision;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "wayside", version, about = "Roadside video analytics")]
+struct Args {
+    /// Configuration file (TOML). Defaults apply when omitted.
+    #[arg(long, short, global = true, env = "WAYSIDE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect pedestrians and vehicles in one image and print JSON.
+    Detect(cli::detect::DetectArgs),
+    /// Model cache commands.
+    Models {
+        #[command(subcommand)]
+        command: cli::models::ModelsCommand,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = config::Config::load(args.config.as_deref())?;
+    match args.command {
+        Command::Detect(a) => cli::detect::run(&config, a),
+        Command::Models { command } => cli::models::run(&config, command),
+    }
+}

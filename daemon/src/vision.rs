@@ -1,0 +1,22 @@
+//! Loading the vision models named by the config, once, at start.
+
+use anyhow::{Context, Result};
+use wayside_vision::detect::Detector;
+
+use crate::config::Config;
+use crate::models::Manifest;
+
+pub fn load_detector(config: &Config) -> Result<Detector> {
+    wayside_vision::runtime::set_threads(config.models.threads);
+    let manifest = Manifest::load(&config.models.manifest)?;
+    let entry = manifest.model(&config.models.detector)?;
+    entry.verify(&config.models.dir)?;
+    Detector::load(
+        &entry.path(&config.models.dir),
+        entry.input.clone(),
+        entry.decode_spec()?,
+        config.classes.resolve()?,
+        config.detector.clone(),
+    )
+    .with_context(|| format!("loading detector {}", entry.id))
+}

@@ -1,0 +1,207 @@
+//! `POST /faces` and `POST /plates`: ingest one record (a JSON object) or a
+//! batch (a JSON array, one transaction / one bulk request). The sender picks
+//! `id`; a retry of an id already stored answers `created: false` and changes
+//! nothing (first write wins).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::search::parse_timestamp;
+use super::{AppJson, AppState};
+use crate::config::{Config, FACE_DIMS};
+use crate::error::AppError;
+use crate::store::{FaceRecord, Ingested, Meta, PlateRecord};
+use crate::vector;
+
+#[derive(Debug, Deserialize)]
+pub struct FaceIn {
+    pub id: Option<String>,
+    pub face_vector: Option<Vec<f64>>,
+    pub pic: Option<String>,
+    pub time_ms: Option<u64>,
+    pub source: Option<String>,
+    pub captured_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PlateIn {
+    pub id: Option<String>,
+    pub licence_plate: Option<String>,
+    pub pic: Option<String>,
+    pub time_ms: Option<u64>,
+    pub source: Option<String>,
+    pub captured_at: Option<String>,
+    pub confidence: Option<f64>,
+}
+
+const MAX_ID_LEN: usize = 256;
+
+fn required(value: Option<String>, msg: &str) -> Result<String, AppError> {
+    match value {
+        Some(s) if !s.trim().is_empty() => Ok(s),
+        _ => Err(AppError::bad(msg)),
+    }
+}
+
+fn meta(
+    id: Option<String>,
+    pic: Option<String>,
+    time_ms: Option<u64>,
+    source: Option<String>,
+    captured_at: Option<String>,
+) -> Result<Meta, AppError> {
+    let id = required(id, "id is required")?;
+    if id.len() > MAX_ID_LEN {
+        return Err(AppError::bad(format!(
+            "id must be at most {MAX_ID_LEN} bytes"
+        )));
+    }
+    let pic = required(pic, "pic is required")?;
+    let time_ms = time_ms.ok_or_else(|| AppError::bad("time_ms is required"))?;
+    let (at, captured_at_ms) = match captured_at.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => parse_timestamp("captured_at", s)?,
+        None => {
+            let now = OffsetDateTime::now_utc();
+            let ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+            (now, ms)
+        }
+    };
+    let captured_at = at
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(AppError::internal)?;
+    Ok(Meta {
+        id,
+        pic,
+        time_ms,
+        source: source.unwrap_or_default(),
+        captured_at,
+        captured_at_ms,
+    })
+}
+
+fn face_record(f: FaceIn) -> Result<FaceRecord, AppError> {
+    let raw = match f.face_vector {
+        Some(v) if !v.is_empty() => v,
+        _ => return Err(AppError::bad("Face vector is required")),
+    };
+    let vector = vector::validate(&raw, FACE_DIMS).map_err(|e| AppError::bad(e.to_string()))?;
+    Ok(FaceRecord {
+        meta: meta(f.id, f.pic, f.time_ms, f.source, f.captured_at)?,
+        vector,
+    })
+}
+
+fn plate_record(p: PlateIn) -> Result<PlateRecord, AppError> {
+    let licence_plate = required(p.licence_plate, "Licence plate is required")?;
+    if crate::plate::canonical(&licence_plate).is_empty() {
+        return Err(AppError::bad(
+            "Licence plate must contain letters or digits",
+        ));
+    }
+    let confidence = match p.confidence {
+        Some(c) if !(0.0..=1.0).contains(&c) => {
+            return Err(AppError::bad("confidence must be between 0 and 1"));
+        }
+        c => c.map(|c| c as f32),
+    };
+    Ok(PlateRecord {
+        meta: meta(p.id, p.pic, p.time_ms, p.source, p.captured_at)?,
+        licence_plate,
+        confidence,
+    })
+}
+
+/// Splits a body into records: an object is one, an array is a batch.
+/// Returns whether it was a batch.
+fn parse_records<T, R>(
+    cfg: &Config,
+    body: Value,
+    convert: fn(T) -> Result<R, AppError>,
+) -> Result<(Vec<R>, bool), AppError>
+where
+    T: DeserializeOwned,
+{
+    let (items, batch) = match body {
+        Value::Array(items) => (items, true),
+        obj @ Value::Object(_) => (vec![obj], false),
+        _ => {
+            return Err(AppError::bad(
+                "body must be a JSON object or an array of objects",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(AppError::bad("batch must not be empty"));
+    }
+    if items.len() > cfg.limits.max_batch {
+        return Err(AppError::PayloadTooLarge(format!(
+            "batch has {} records; the limit is {}",
+            items.len(),
+            cfg.limits.max_batch
+        )));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let parsed = serde_json::from_value::<T>(item)
+            .map_err(|e| AppError::bad(format!("invalid record: {e}")))
+            .and_then(convert);
+        match parsed {
+            Ok(r) => out.push(r),
+            Err(AppError::BadRequest(m)) if batch => {
+                return Err(AppError::bad(format!("record {i}: {m}")));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((out, batch))
+}
+
+fn answer(ids: Vec<String>, outcome: Vec<Ingested>, batch: bool) -> (StatusCode, Json<Value>) {
+    if !batch {
+        let created = outcome.first().is_some_and(|o| o.created);
+        let id = ids.into_iter().next().unwrap_or_default();
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return (status, Json(json!({"id": id, "created": created})));
+    }
+    let created = outcome.iter().filter(|o| o.created).count();
+    let results: Vec<Value> = ids
+        .into_iter()
+        .zip(&outcome)
+        .map(|(id, o)| json!({"id": id, "created": o.created}))
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({"results": results, "created": created})),
+    )
+}
+
+pub async fn ingest_faces(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<Value>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let (records, batch) = parse_records(&state.cfg, body, face_record)?;
+    let ids = records.iter().map(|r| r.meta.id.clone()).collect();
+    let outcome = state.store.ingest_faces(records).await?;
+    Ok(answer(ids, outcome, batch))
+}
+
+pub async fn ingest_plates(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<Value>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let (records, batch) = parse_records(&state.cfg, body, plate_record)?;
+    let ids = records.iter().map(|r| r.meta.id.clone()).collect();
+    let outcome = state.store.ingest_plates(records).await?;
+    Ok(answer(ids, outcome, batch))
+}

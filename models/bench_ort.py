@@ -1,0 +1,81 @@
+"""onnxruntime latency reference for the Rust bench (side-by-side with tract).
+
+For each model id (default: all in the manifest) and each thread count, runs
+the model on its cross-check input (<cache>/crosscheck/<id>/input.npy) in a
+fresh child process: warm-up, then N timed runs; prints one JSON line
+  {"model", "threads", "median_ms", "p90_ms", "rss_mb", "runs"}
+rss_mb is the child's peak resident set (model + session + buffers).
+
+Usage: bench_ort.py [--runs N] [--warmup W] [--threads 1,2] [MODEL_ID ...]
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # keep models/ free of __pycache__
+HERE = Path(__file__).resolve().parent
+
+
+def child(model_file, input_npy, threads, runs, warmup):
+    import numpy as np
+    sys.path.insert(0, str(HERE))
+    import crosscheck
+    sess = crosscheck.session(model_file, threads)
+    x = np.load(input_npy)
+    feed = {sess.get_inputs()[0].name: x}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    t = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        t.append((time.perf_counter() - t0) * 1000)
+    t.sort()
+    return {
+        "median_ms": round(t[len(t) // 2], 2),
+        "p90_ms": round(t[min(len(t) - 1, int(0.9 * len(t)))], 2),
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "runs": runs,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("WAYSIDE_BENCH_RUNS", 30)))
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--child", nargs=3, metavar=("MODEL_FILE", "INPUT_NPY", "THREADS"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child[0], a.child[1], int(a.child[2]), a.runs, a.warmup)))
+        return
+    man = tomllib.loads((HERE / "manifest.toml").read_text())
+    cache = Path(os.environ.get("WAYSIDE_MODELS_DIR") or HERE / "cache").resolve()
+    models = {m["id"]: m for m in man["model"]}
+    ids = a.models or list(models)
+    for mid in ids:
+        if mid not in models:
+            sys.exit(f"bench_ort: unknown model id {mid!r} (known: {', '.join(models)})")
+        m = models[mid]
+        npy = cache / "crosscheck" / mid / "input.npy"
+        if not npy.is_file():
+            sys.exit(f"bench_ort: {npy} missing: run scripts/setup-models.sh first")
+        for th in (int(t) for t in a.threads.split(",")):
+            r = subprocess.run([sys.executable, __file__, "--runs", str(a.runs), "--warmup", str(a.warmup),
+                                "--child", str(cache / m["file"]), str(npy), str(th)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"bench_ort: {mid} failed:\n{r.stderr}")
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            print(json.dumps({"model": mid, "threads": th, **res}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

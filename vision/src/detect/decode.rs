@@ -1,0 +1,207 @@
+//! Turning raw detector outputs into scored boxes in model-input pixels.
+//!
+//! Outputs are matched to strides by their shape rather than their names, so
+//! a re-export that renames or reorders the heads still decodes.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::BBox;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum DecodeError {
+    #[error("no output of shape [1, {cells}, {width}] for stride {stride}")]
+    MissingHead {
+        stride: u32,
+        cells: usize,
+        width: usize,
+    },
+}
+
+/// How a detector's outputs are laid out, as written in `models/manifest.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decode", rename_all = "kebab-case")]
+pub enum DecodeSpec {
+    /// NanoDet's Generalised Focal Loss head: per stride, sigmoid class scores
+    /// `[1, cells, classes]` and `[1, cells, 4 * (reg_max + 1)]` distance
+    /// distributions (left, top, right, bottom).
+    NanodetGfl {
+        strides: Vec<u32>,
+        reg_max: usize,
+        num_classes: usize,
+        /// Where in its cell a prior sits, in cells (0.5 = centre).
+        #[serde(default = "half")]
+        center_offset: f32,
+    },
+}
+
+fn half() -> f32 {
+    0.5
+}
+
+/// A decoded candidate before NMS and class mapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub bbox: BBox,
+    pub score: f32,
+    pub class_id: usize,
+}
+
+/// A raw output: its shape and row-major values.
+pub struct Output<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+impl DecodeSpec {
+    /// All candidates scoring at least `min_score`; boxes in input pixels of
+    /// a `width` × `height` model input. `keep` filters class ids early, so
+    /// classes nobody counts cost nothing further.
+    pub fn decode(
+        &self,
+        outputs: &[Output],
+        width: u32,
+        height: u32,
+        min_score: f32,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Candidate>, DecodeError> {
+        match self {
+            DecodeSpec::NanodetGfl {
+                strides,
+                reg_max,
+                num_classes,
+                center_offset,
+            } => {
+                let bins = reg_max + 1;
+                let mut out = Vec::new();
+                for &stride in strides {
+                    let gw = (width as usize).div_ceil(stride as usize);
+                    let gh = (height as usize).div_ceil(stride as usize);
+                    let cells = gw * gh;
+                    let find = |w: usize| {
+                        outputs
+                            .iter()
+                            .find(|o| o.shape.len() == 3 && o.shape[1] == cells && o.shape[2] == w)
+                            .ok_or(DecodeError::MissingHead {
+                                stride,
+                                cells,
+                                width: w,
+                            })
+                    };
+                    let scores = find(*num_classes)?;
+                    let dists = find(4 * bins)?;
+                    let s = stride as f32;
+                    for cell in 0..cells {
+                        let row = &scores.data[cell * num_classes..(cell + 1) * num_classes];
+                        let Some((class_id, &score)) = row
+                            .iter()
+                            .enumerate()
+                            .filter(|(c, _)| keep(*c))
+                            .max_by(|a, b| a.1.total_cmp(b.1))
+                        else {
+                            continue;
+                        };
+                        if score < min_score {
+                            continue;
+                        }
+                        let cx = ((cell % gw) as f32 + center_offset) * s;
+                        let cy = ((cell / gw) as f32 + center_offset) * s;
+                        let d = &dists.data[cell * 4 * bins..(cell + 1) * 4 * bins];
+                        let side = |k: usize| expected_bin(&d[k * bins..(k + 1) * bins]) * s;
+                        out.push(Candidate {
+                            bbox: BBox::new(cx - side(0), cy - side(1), cx + side(2), cy + side(3)),
+                            score,
+                            class_id,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The mean of a softmax over bin logits: GFL's sub-bin distance estimate.
+fn expected_bin(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (mut sum, mut weighted) = (0.0f32, 0.0f32);
+    for (i, &l) in logits.iter().enumerate() {
+        let e = (l - max).exp();
+        sum += e;
+        weighted += e * i as f32;
+    }
+    weighted / sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_bin_of_a_peaked_distribution() {
+        assert!((expected_bin(&[0.0, 0.0, 50.0, 0.0]) - 2.0).abs() < 1e-4);
+        assert!((expected_bin(&[10.0, 10.0]) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nanodet_head_decodes_one_box() {
+        // 2 classes, stride 8 on a 16x16 input: 2x2 cells, reg_max 3.
+        let spec = DecodeSpec::NanodetGfl {
+            strides: vec![8],
+            reg_max: 3,
+            num_classes: 2,
+            center_offset: 0.5,
+        };
+        let mut scores = vec![0.0; 4 * 2];
+        scores[3 * 2 + 1] = 0.9; // cell (1,1), class 1
+        let mut dists = vec![0.0; 4 * 16];
+        let peak = |d: &mut [f32], cell: usize, side: usize, bin: usize| {
+            d[cell * 16 + side * 4 + bin] = 60.0
+        };
+        for (side, bin) in [(0, 1), (1, 2), (2, 0), (3, 3)] {
+            peak(&mut dists, 3, side, bin);
+        }
+        let outs = [
+            Output {
+                shape: &[1, 4, 16],
+                data: &dists,
+            },
+            Output {
+                shape: &[1, 4, 2],
+                data: &scores,
+            },
+        ];
+        let c = spec.decode(&outs, 16, 16, 0.5, |_| true).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].class_id, 1);
+        // centre (12, 12); l=8, t=16, r=0, b=24
+        let b = c[0].bbox;
+        assert!((b.x1 - 4.0).abs() < 1e-3 && (b.y1 + 4.0).abs() < 1e-3);
+        assert!((b.x2 - 12.0).abs() < 1e-3 && (b.y2 - 36.0).abs() < 1e-3);
+        // A filtered class is invisible.
+        assert!(
+            spec.decode(&outs, 16, 16, 0.5, |c| c != 1)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn missing_head_is_an_error() {
+        let spec = DecodeSpec::NanodetGfl {
+            strides: vec![8],
+            reg_max: 3,
+            num_classes: 2,
+            center_offset: 0.5,
+        };
+        let err = spec.decode(&[], 16, 16, 0.5, |_| true).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::MissingHead {
+                stride: 8,
+                cells: 4,
+                width: 2
+            }
+        );
+    }
+}

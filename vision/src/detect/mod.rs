@@ -1,0 +1,147 @@
+//! Object detection: letterbox the frame to the model's input, run it, decode
+//! the raw outputs into boxes in source pixels, and suppress duplicates.
+
+pub mod decode;
+pub mod letterbox;
+pub mod nms;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::classes::ResolvedClassMap;
+use crate::runtime::{self, Model, RuntimeError, Session};
+use crate::{BBox, Kind, RgbFrame};
+use decode::{DecodeError, DecodeSpec, Output};
+use letterbox::{Letterboxer, Preprocess, PreprocessError};
+
+/// One detected object in source-frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub score: f32,
+    /// COCO class id (index into [`crate::classes::COCO`]).
+    pub class_id: usize,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error("building input tensor: {0}")]
+    Tensor(String),
+}
+
+/// Thresholds applied after decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Candidates below this score are dropped before NMS. Low on purpose:
+    /// the tracker's second association stage feeds on weak boxes.
+    pub min_score: f32,
+    /// Boxes of one class overlapping more than this are duplicates.
+    pub nms_iou: f32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            min_score: 0.25,
+            nms_iou: 0.5,
+        }
+    }
+}
+
+/// A loaded detector model with its pre- and post-processing. Shared
+/// read-only; each inference thread takes its own [`DetectorSession`].
+#[derive(Debug, Clone)]
+pub struct Detector {
+    model: Model,
+    preprocess: Preprocess,
+    decode: DecodeSpec,
+    classes: ResolvedClassMap,
+    config: DetectorConfig,
+}
+
+impl Detector {
+    pub fn load(
+        path: &Path,
+        preprocess: Preprocess,
+        decode: DecodeSpec,
+        classes: ResolvedClassMap,
+        config: DetectorConfig,
+    ) -> Result<Self, DetectError> {
+        let model = Model::load(path, &[preprocess.input_shape()])?;
+        Ok(Self {
+            model,
+            preprocess,
+            decode,
+            classes,
+            config,
+        })
+    }
+
+    pub fn session(&self) -> Result<DetectorSession<'_>, DetectError> {
+        Ok(DetectorSession {
+            detector: self,
+            session: self.model.session()?,
+            letterbox: Letterboxer::new(self.preprocess.clone()),
+            input: Vec::new(),
+        })
+    }
+}
+
+/// Per-thread state: tract's run state and the letterbox buffers.
+pub struct DetectorSession<'a> {
+    detector: &'a Detector,
+    session: Session,
+    letterbox: Letterboxer,
+    input: Vec<f32>,
+}
+
+impl DetectorSession<'_> {
+    /// Pedestrian and vehicle candidates of `frame`, best first, in frame pixels.
+    pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<Detection>, DetectError> {
+        let d = self.detector;
+        let transform = self.letterbox.run(frame, &mut self.input)?;
+        let tensor = runtime::tensor(&d.preprocess.input_shape(), std::mem::take(&mut self.input))
+            .map_err(|e| DetectError::Tensor(e.to_string()))?;
+        let outputs = self.session.run(vec![tensor])?;
+        let views = outputs
+            .iter()
+            .map(|t| {
+                Ok(Output {
+                    shape: t.shape(),
+                    data: runtime::f32s(t)?,
+                })
+            })
+            .collect::<Result<Vec<_>, runtime::TractError>>()
+            .map_err(|e| DetectError::Tensor(e.to_string()))?;
+        let candidates = d.decode.decode(
+            &views,
+            d.preprocess.width,
+            d.preprocess.height,
+            d.config.min_score,
+            |c| d.classes.kind(c).is_some(),
+        )?;
+        let detections = candidates
+            .into_iter()
+            .filter_map(|c| {
+                Some(Detection {
+                    bbox: transform.to_source(c.bbox),
+                    score: c.score,
+                    class_id: c.class_id,
+                    kind: d.classes.kind(c.class_id)?,
+                })
+            })
+            .filter(|det| det.bbox.area() > 0.0)
+            .collect();
+        Ok(nms::nms(detections, d.config.nms_iou))
+    }
+}

@@ -1,0 +1,95 @@
+//! The detector on real photos from registry packages, against boxes drawn by
+//! hand (see tests/fixtures/README.md for where each photo comes from).
+
+mod common;
+
+use wayside_vision::classes::ResolvedClassMap;
+use wayside_vision::detect::{Detection, Detector, DetectorConfig};
+use wayside_vision::{BBox, Kind, RgbFrame};
+
+/// Scores at or above this count as "found" for these checks.
+const FOUND: f32 = 0.35;
+
+fn detect(model_id: &str, photo: &str) -> Vec<Detection> {
+    let entry = common::model(model_id);
+    let detector = Detector::load(
+        &entry.path(),
+        entry.input.clone(),
+        entry.decode(),
+        ResolvedClassMap::default(),
+        DetectorConfig::default(),
+    )
+    .expect("detector loads");
+    let img = image::open(common::media(photo))
+        .expect("photo decodes")
+        .to_rgb8();
+    let frame = RgbFrame::from_image(&img).unwrap();
+    let dets = detector.session().unwrap().detect(&frame).unwrap();
+    for d in &dets {
+        assert!(d.bbox.x1 >= 0.0 && d.bbox.y1 >= 0.0, "{d:?} off the frame");
+        assert!(
+            d.bbox.x2 <= img.width() as f32 && d.bbox.y2 <= img.height() as f32,
+            "{d:?} off the frame"
+        );
+    }
+    dets.into_iter().filter(|d| d.score >= FOUND).collect()
+}
+
+fn best_match<'a>(dets: &'a [Detection], class: &str, truth: BBox) -> Option<(&'a Detection, f32)> {
+    let class_id = wayside_vision::classes::COCO
+        .iter()
+        .position(|c| *c == class)
+        .unwrap();
+    dets.iter()
+        .filter(|d| d.class_id == class_id)
+        .map(|d| (d, d.bbox.iou(&truth)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+fn assert_found(dets: &[Detection], class: &str, truth: BBox, min_iou: f32) {
+    let (d, iou) =
+        best_match(dets, class, truth).unwrap_or_else(|| panic!("no {class} found in {dets:?}"));
+    assert!(
+        iou >= min_iou,
+        "{class} at {truth:?}: best box {:?} has IoU {iou:.2}",
+        d.bbox
+    );
+}
+
+/// bus.jpg (810x1080): a bus and four people, two fully in view.
+#[test]
+fn street_with_bus_and_pedestrians() {
+    for model in ["detector", "detector-int8"] {
+        let dets = detect(model, "bus.jpg");
+        assert_found(&dets, "bus", BBox::new(17.0, 228.0, 805.0, 745.0), 0.85);
+        assert_found(&dets, "person", BBox::new(50.0, 398.0, 245.0, 905.0), 0.75);
+        assert_found(&dets, "person", BBox::new(222.0, 405.0, 345.0, 860.0), 0.6);
+        let people = dets.iter().filter(|d| d.kind == Kind::Pedestrian).count();
+        assert!(
+            (3..=5).contains(&people),
+            "{model}: {people} people in bus.jpg"
+        );
+        let vehicles = dets.iter().filter(|d| d.kind == Kind::Vehicle).count();
+        assert_eq!(vehicles, 1, "{model}: vehicles in bus.jpg: {dets:?}");
+    }
+}
+
+/// zidane.jpg (1280x720): two men side by side.
+#[test]
+fn two_people_close_together() {
+    let dets = detect("detector", "zidane.jpg");
+    assert_found(&dets, "person", BBox::new(745.0, 40.0, 1145.0, 720.0), 0.8);
+    let people = dets.iter().filter(|d| d.kind == Kind::Pedestrian).count();
+    assert!(
+        (2..=3).contains(&people),
+        "{people} people in zidane.jpg: {dets:?}"
+    );
+}
+
+/// The London bus photo (546x413): a wide, short frame, so a wrong letterbox
+/// inversion would shift every box vertically.
+#[test]
+fn double_decker_bus_in_a_wide_frame() {
+    let dets = detect("detector", "pexels_double_decker_bus.jpg");
+    assert_found(&dets, "bus", BBox::new(62.0, 112.0, 475.0, 395.0), 0.85);
+}
