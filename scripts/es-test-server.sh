@@ -31,7 +31,13 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-answers() { curl -fsS --max-time 2 "$1" >/dev/null 2>&1; }
+answers() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 2 "$1" >/dev/null 2>&1
+  else
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" >/dev/null 2>&1
+  fi
+}
 
 start() {
   install

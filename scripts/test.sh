@@ -5,6 +5,12 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# the end-to-end tests run the binaries as a user would
+# The Elasticsearch backend's tests run against an ES 8 API emulator
+# (noida-db, pinned); set WAYSIDE_ES_URL yourself to use a real cluster.
+if [[ -z "${WAYSIDE_ES_URL:-}" ]]; then
+  eval "$(scripts/es-test-server.sh start)"
+  trap 'scripts/es-test-server.sh stop' EXIT
+fi
+# The end-to-end tests run the binaries as a user would.
 cargo build --workspace --bins
 cargo test --workspace

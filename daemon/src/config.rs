@@ -6,14 +6,90 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use wayside_vision::classes::ClassMap;
+use wayside_vision::count::CountConfig;
 use wayside_vision::detect::DetectorConfig;
+use wayside_vision::track::TrackerConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub server: ServerConfig,
+    pub media: MediaConfig,
+    pub video: VideoConfig,
     pub models: ModelsConfig,
     pub detector: DetectorConfig,
+    pub tracker: TrackerConfig,
+    pub count: CountConfig,
     pub classes: ClassMap,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Loopback by default: a roadside box is not exposed unless asked.
+    pub listen: String,
+    /// Base of the URLs handed out (`processed_video_url`), as clients reach us.
+    pub public_url: String,
+    pub max_upload_bytes: u64,
+    /// Video jobs running at once; more get 503 with Retry-After.
+    pub max_jobs: usize,
+    /// Uploads are spooled here, never held in memory.
+    pub spool_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            max_upload_bytes: 1 << 30,
+            max_jobs: 1,
+            spool_dir: PathBuf::from("var/spool"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Annotated videos, content-addressed.
+    pub dir: PathBuf,
+    /// Oldest files go first past this total size.
+    pub max_bytes: u64,
+    /// Files older than this are removed.
+    pub max_age_days: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("var/media"),
+            max_bytes: 10 << 30,
+            max_age_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    /// The tracker sees at least this many frames a second (API.md).
+    pub min_track_fps: f64,
+    pub max_duration_s: u64,
+    /// Longest side in pixels.
+    pub max_dimension: u32,
+    pub jpeg_quality: u8,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            min_track_fps: 5.0,
+            max_duration_s: 3600,
+            max_dimension: 3840,
+            jpeg_quality: 80,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +153,40 @@ impl Config {
             );
         }
         self.classes.resolve().context("classes")?;
+        self.tracker.validate()?;
+        self.count.validate()?;
+        let v = &self.video;
+        if !(v.min_track_fps >= 1.0 && v.min_track_fps <= 60.0) {
+            bail!(
+                "video.min_track_fps: must be 1..=60, got {}",
+                v.min_track_fps
+            );
+        }
+        if v.max_duration_s == 0 {
+            bail!("video.max_duration_s: must be positive");
+        }
+        if !(1..=100).contains(&v.jpeg_quality) {
+            bail!(
+                "video.jpeg_quality: must be 1..=100, got {}",
+                v.jpeg_quality
+            );
+        }
+        let s = &self.server;
+        s.listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("server.listen: {:?} is not an address:port", s.listen))?;
+        if !(s.public_url.starts_with("http://") || s.public_url.starts_with("https://")) {
+            bail!(
+                "server.public_url: must start with http:// or https://, got {:?}",
+                s.public_url
+            );
+        }
+        if s.max_jobs == 0 {
+            bail!("server.max_jobs: must be at least 1");
+        }
+        if s.max_upload_bytes == 0 {
+            bail!("server.max_upload_bytes: must be positive");
+        }
         Ok(())
     }
 }

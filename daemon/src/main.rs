@@ -3,7 +3,12 @@
 
 mod cli;
 mod config;
+mod decode;
+mod encode;
+mod http;
+mod media;
 mod models;
+mod pipeline;
 mod vision;
 
 use std::path::PathBuf;
@@ -23,6 +28,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API (API.md) until SIGTERM.
+    Serve,
+    /// Count pedestrians and vehicles in a video file, as POST /video does.
+    Process(cli::process::ProcessArgs),
     /// Detect pedestrians and vehicles in one image and print JSON.
     Detect(cli::detect::DetectArgs),
     /// Model cache commands.
@@ -42,6 +51,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let config = config::Config::load(args.config.as_deref())?;
     match args.command {
+        Command::Serve => cli::serve::run(config),
+        Command::Process(a) => cli::process::run(&config, a),
         Command::Detect(a) => cli::detect::run(&config, a),
         Command::Models { command } => cli::models::run(&config, command),
     }

@@ -5,6 +5,7 @@ use wayside_vision::detect::Detector;
 
 use crate::config::Config;
 use crate::models::Manifest;
+use crate::pipeline::Engine;
 
 pub fn load_detector(config: &Config) -> Result<Detector> {
     wayside_vision::runtime::set_threads(config.models.threads);
@@ -19,4 +20,18 @@ pub fn load_detector(config: &Config) -> Result<Detector> {
         config.detector.clone(),
     )
     .with_context(|| format!("loading detector {}", entry.id))
+}
+
+/// Everything a video job needs, loaded and validated.
+pub fn load_engine(config: &Config) -> Result<Engine> {
+    Ok(Engine {
+        detector: load_detector(config)?,
+        classes: config.classes.resolve()?,
+        tracker: config.tracker.clone(),
+        count: config.count.clone(),
+        min_track_fps: config.video.min_track_fps,
+        max_duration_s: config.video.max_duration_s,
+        max_dimension: config.video.max_dimension,
+        jpeg_quality: config.video.jpeg_quality,
+    })
 }

@@ -6,9 +6,23 @@ use wayside_e2e::{media, wayside};
 fn models_verify_checks_and_loads_every_model() {
     let out = wayside(&["models", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for id in ["detector", "detector-int8", "face-detector", "face-embedder", "plate-detector", "plate-recognizer"] {
-        assert!(stdout.lines().any(|l| l.starts_with(&format!("ok  {id} "))), "{id} not verified:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in [
+        "detector",
+        "detector-int8",
+        "face-detector",
+        "face-embedder",
+        "plate-detector",
+        "plate-recognizer",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("ok  {id} "))),
+            "{id} not verified:\n{stdout}"
+        );
     }
 }
 
@@ -17,14 +31,27 @@ fn detect_prints_json_and_draws_the_boxes() {
     let dir = tempfile::tempdir().unwrap();
     let out_img = dir.path().join("annotated.png");
     let photo = media("bus.jpg");
-    let out = wayside(&["detect", photo.to_str().unwrap(), "--out", out_img.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wayside(&[
+        "detect",
+        photo.to_str().unwrap(),
+        "--out",
+        out_img.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(report["width"], 810);
     assert_eq!(report["height"], 1080);
     assert!(report["pedestrians"].as_u64().unwrap() >= 3, "{report}");
     let dets = report["detections"].as_array().unwrap();
-    assert!(dets.iter().any(|d| d["class"] == "bus" && d["kind"] == "vehicle"), "{report}");
+    assert!(
+        dets.iter()
+            .any(|d| d["class"] == "bus" && d["kind"] == "vehicle"),
+        "{report}"
+    );
     let written = std::fs::metadata(&out_img).expect("annotated image written");
     assert!(written.len() > 10_000);
 }
@@ -37,7 +64,10 @@ fn detect_on_a_file_that_is_not_an_image_fails_clearly() {
     let out = wayside(&["detect", fake.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("reading image") && stderr.contains("photo.jpg"), "{stderr}");
+    assert!(
+        stderr.contains("reading image") && stderr.contains("photo.jpg"),
+        "{stderr}"
+    );
 }
 
 #[test]

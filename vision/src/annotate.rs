@@ -7,6 +7,8 @@ use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_segment_mut};
 use imageproc::rect::Rect;
 
+use crate::count::PixelLine;
+use crate::track::{TrackSnapshot, TrackState};
 use crate::{BBox, Detection, Kind};
 
 pub const PEDESTRIAN: Rgb<u8> = Rgb([255, 170, 0]);
@@ -92,6 +94,53 @@ pub fn draw_detections(img: &mut RgbImage, detections: &[Detection]) {
             c,
         );
     }
+}
+
+/// What an annotated video frame shows besides the picture.
+pub struct Overlay<'a> {
+    pub tracks: &'a [TrackSnapshot],
+    pub line: Option<&'a PixelLine>,
+    /// Objects in this frame.
+    pub pedestrians_now: u32,
+    pub vehicles_now: u32,
+    /// Objects that have passed since the start.
+    pub pedestrians_passed: u32,
+    pub vehicles_passed: u32,
+}
+
+/// Confirmed tracks seen in this frame with their ids, the counting line, and
+/// the counters in the top-left corner.
+pub fn draw_overlay(img: &mut RgbImage, o: &Overlay) {
+    let s = scale_for(img) as i32;
+    if let Some(line) = o.line {
+        draw_line(img, line.a, line.b, LINE);
+    }
+    for t in o
+        .tracks
+        .iter()
+        .filter(|t| t.state == TrackState::Confirmed && t.detection.is_some())
+    {
+        let c = colour(t.kind);
+        draw_box(img, &t.bbox, c);
+        let label = format!("#{} {}", t.id, crate::classes::COCO[t.class_id]);
+        draw_label(
+            img,
+            t.bbox.x1 as i32,
+            (t.bbox.y1 as i32 - 10 * s).max(0),
+            &label,
+            c,
+        );
+    }
+    let ped = format!(
+        "pedestrians {} passed {}",
+        o.pedestrians_now, o.pedestrians_passed
+    );
+    let veh = format!(
+        "vehicles    {} passed {}",
+        o.vehicles_now, o.vehicles_passed
+    );
+    draw_label(img, 4 * s, 4 * s, &ped, PEDESTRIAN);
+    draw_label(img, 4 * s, 16 * s, &veh, VEHICLE);
 }
 
 #[cfg(test)]

@@ -2,3 +2,5 @@
 
 pub mod detect;
 pub mod models;
+pub mod process;
+pub mod serve;

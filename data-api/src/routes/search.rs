@@ -79,10 +79,10 @@ fn resolve(cfg: &Config, o: &SearchOptions) -> Result<Resolved, AppError> {
         o.to.as_deref()
             .map(|s| parse_timestamp("to", s).map(|t| t.1))
             .transpose()?;
-    if let (Some(f), Some(t)) = (from_ms, to_ms) {
-        if f > t {
-            return Err(AppError::bad("from must not be after to"));
-        }
+    if let (Some(f), Some(t)) = (from_ms, to_ms)
+        && f > t
+    {
+        return Err(AppError::bad("from must not be after to"));
     }
     let source = o.source.clone().filter(|s| !s.is_empty());
     Ok(Resolved {

@@ -1,0 +1,544 @@
+//! Video decoding: any file GStreamer can demux and decode, out as RGB frames.
+//!
+//! A [`Decoder`] owns one pipeline
+//!
+//! ```text
+//! filesrc ! decodebin ─(video pad)→ videoconvert ! videoflip(auto) ! video/x-raw,format=RGB ! appsink
+//! ```
+//!
+//! and hands out frames one at a time with [`Decoder::next_frame`]. It sits
+//! between the sources (an upload saved to disk) and detection: each
+//! [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its bytes as a
+//! [`RgbFrame`], so pixels reach the detector without a copy.
+//!
+//! Memory stays bounded whatever the length of the video: the appsink queue
+//! holds at most [`QUEUED_FRAMES`] frames and does not drop, so a slow consumer
+//! stalls the decoder instead of letting frames pile up.
+//!
+//! Errors are typed so the HTTP edge can answer precisely: a file that is not a
+//! video at all (unknown type, audio only, no decoder for its codec) is
+//! [`DecodeError::NotVideo`] (415); a video that breaks while demuxing or
+//! decoding is [`DecodeError::Corrupt`] (422), and one that ends well before
+//! its declared duration is [`DecodeError::Truncated`] (also 422).
+//!
+//! Hardware decoders: `decodebin` picks the highest-ranked decoder for each
+//! stream, so a board's hardware decoder is used when its plugin is installed
+//! and ranks above `avdec_*` (`v4l2h264dec`/`v4l2slh265dec` on a Raspberry Pi,
+//! `nvv4l2decoder` on a Jetson). Operators can reorder without a rebuild with
+//! `GST_PLUGIN_FEATURE_RANK=v4l2h264dec:MAX` (or `:NONE` to keep one out).
+//! Jetson decoders output `memory:NVMM` buffers, which `videoconvert` cannot
+//! read, so such a pad is routed through `nvvidconv` first when it exists.
+//! None of the hardware paths can be exercised on the x86 CI machine.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use thiserror::Error;
+use wayside_vision::frame::RgbFrame;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
+/// Frames the appsink may hold before the decoder blocks: enough to overlap
+/// decoding with detection, few enough that a 4K stream stays in tens of MB.
+const QUEUED_FRAMES: u32 = 2;
+
+/// How long `open` waits for the first frame. Prerolling only needs the
+/// headers and one decoded frame, so this is generous.
+const PREROLL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one appsink pull waits before the bus is checked for errors: an
+/// upstream error pauses the streaming thread without sending EOS, so a
+/// blocking pull would wait forever.
+const PULL_SLICE: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+
+/// A stream that stops earlier than this before its declared duration is
+/// reported as truncated (see [`DecodeError::Truncated`]).
+const TRUNCATION_SLACK: Duration = Duration::from_secs(1);
+
+/// Name of the application message posted when decodebin has exposed all its
+/// streams and none of them is video.
+const NO_VIDEO_MESSAGE: &str = "wayside-no-video-stream";
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// Not something we can decode as video: unknown type, no video stream
+    /// (audio only), or no decoder for its codec. HTTP 415.
+    #[error("not a decodable video: {0}")]
+    NotVideo(String),
+    /// The container or the stream is broken. HTTP 422.
+    #[error("corrupt video: {0}")]
+    Corrupt(String),
+    /// The stream ended at `ended_ms` although its container declares
+    /// `duration_ms`: typically an upload cut short. Returned by `next_frame`
+    /// in place of the end of stream, after the frames that could be decoded.
+    /// HTTP 422.
+    #[error("video ends at {ended_ms} ms but declares {duration_ms} ms: truncated file")]
+    Truncated { ended_ms: u64, duration_ms: u64 },
+    #[error("reading the video: {0}")]
+    Io(#[from] std::io::Error),
+    /// A GStreamer failure unrelated to the input (missing element, state
+    /// change refused, timeout).
+    #[error("gstreamer: {0}")]
+    Gst(String),
+}
+
+impl From<gst::glib::BoolError> for DecodeError {
+    fn from(e: gst::glib::BoolError) -> Self {
+        DecodeError::Gst(e.to_string())
+    }
+}
+
+/// What is known about the video after preroll. `width`/`height` are those of
+/// the frames handed out (after any rotation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    /// `None` when the container does not say (some streamed formats).
+    pub duration_ms: Option<u64>,
+    /// `None` for variable frame rate streams.
+    pub fps: Option<f64>,
+}
+
+/// One decoded frame. Holds the GStreamer buffer mapped for reading, so the
+/// RGB bytes are borrowed from the decoder's memory, not copied.
+pub struct DecodedFrame {
+    buffer: gst::MappedBuffer<gst::buffer::Readable>,
+    width: u32,
+    height: u32,
+    stride: usize,
+    offset: usize,
+    pts_ms: u64,
+}
+
+impl DecodedFrame {
+    /// Presentation time in ms from the first frame of the stream.
+    pub fn pts_ms(&self) -> u64 {
+        self.pts_ms
+    }
+
+    /// A view of the pixels; rows are `stride` bytes apart (GStreamer pads
+    /// RGB rows to a multiple of 4 bytes).
+    pub fn rgb(&self) -> RgbFrame<'_> {
+        RgbFrame::new(
+            self.width,
+            self.height,
+            self.stride,
+            &self.buffer.as_slice()[self.offset..],
+        )
+        .expect("layout checked when the frame was built")
+    }
+}
+
+/// Frame layout from the negotiated caps, recomputed only when caps change
+/// (a stream may change resolution midway).
+struct Layout {
+    caps: gst::Caps,
+    info: gst_video::VideoInfo,
+}
+
+/// Owns a decoding pipeline; dropping it stops the pipeline.
+pub struct Decoder {
+    pipeline: gst::Pipeline,
+    appsink: gst_app::AppSink,
+    bus: gst::Bus,
+    info: VideoInfo,
+    layout: Option<Layout>,
+    /// Raw PTS of the first frame, subtracted so times start at 0.
+    first_pts: Option<gst::ClockTime>,
+    /// End (pts + duration) of the last frame, relative to `first_pts`.
+    last_end: gst::ClockTime,
+    last_pts_ms: Option<u64>,
+    finished: bool,
+}
+
+/// Initialise GStreamer once per process; later calls are free.
+pub(crate) fn init_gstreamer() -> Result<(), gst::glib::Error> {
+    static INIT: Once = Once::new();
+    let mut result = Ok(());
+    INIT.call_once(|| result = gst::init());
+    result
+}
+
+impl Decoder {
+    /// Open a local file and preroll it, so [`Decoder::info`] is known before
+    /// the first frame is taken.
+    pub fn open(path: &Path) -> Result<Decoder, DecodeError> {
+        // Open it ourselves first: a missing or unreadable file is an I/O
+        // error with the OS's reason, not a GStreamer resource error.
+        std::fs::File::open(path)?;
+        init_gstreamer().map_err(|e| DecodeError::Gst(e.to_string()))?;
+
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("filesrc")
+            .property("location", path.to_string_lossy().as_ref())
+            .build()?;
+        let decodebin = gst::ElementFactory::make("decodebin").build()?;
+        let convert = gst::ElementFactory::make("videoconvert").build()?;
+        // Rotation-tagged files (phones) come out upright; when there is no
+        // tag videoflip is a passthrough and costs nothing.
+        let flip = gst::ElementFactory::make("videoflip")
+            .property_from_str("video-direction", "auto")
+            .build()?;
+        let appsink = gst_app::AppSink::builder()
+            .caps(
+                &gst_video::VideoCapsBuilder::new()
+                    .format(gst_video::VideoFormat::Rgb)
+                    .build(),
+            )
+            // Decode as fast as the consumer takes frames, not in real time.
+            .sync(false)
+            .max_buffers(QUEUED_FRAMES)
+            .drop(false)
+            // Otherwise the sink keeps a reference to the last frame.
+            .enable_last_sample(false)
+            .build();
+
+        pipeline.add_many([&src, &decodebin, &convert, &flip, appsink.upcast_ref()])?;
+        src.link(&decodebin)?;
+        gst::Element::link_many([&convert, &flip, appsink.upcast_ref()])?;
+
+        // Only video is decoded: other streams stop at their encoded caps and
+        // stay unlinked, which saves decoding audio we would throw away.
+        decodebin.connect("autoplug-continue", false, |args| {
+            let caps = args.get(2)?.get::<gst::Caps>().ok()?;
+            let name = caps.structure(0).map(|s| s.name().as_str()).unwrap_or("");
+            let other_media = name.starts_with("audio/")
+                || name.starts_with("text/")
+                || name.starts_with("subpicture/")
+                || name.starts_with("subtitle/")
+                || name.starts_with("closedcaption/");
+            Some((!other_media).to_value())
+        });
+
+        let video_linked = Arc::new(AtomicBool::new(false));
+        {
+            let video_linked = video_linked.clone();
+            let convert = convert.clone();
+            decodebin.connect_pad_added(move |dbin, pad| {
+                if video_linked.load(Ordering::SeqCst) || !is_raw_video(pad) {
+                    return;
+                }
+                match link_video_pad(dbin, pad, &convert) {
+                    Ok(()) => video_linked.store(true, Ordering::SeqCst),
+                    Err(e) => tracing::warn!("cannot link decoded video: {e}"),
+                }
+            });
+        }
+        {
+            let video_linked = video_linked.clone();
+            decodebin.connect_no_more_pads(move |dbin| {
+                if !video_linked.load(Ordering::SeqCst) {
+                    let msg = gst::message::Application::builder(gst::Structure::new_empty(
+                        NO_VIDEO_MESSAGE,
+                    ))
+                    .src(dbin)
+                    .build();
+                    let _ = dbin.post_message(msg);
+                }
+            });
+        }
+
+        let bus = pipeline
+            .bus()
+            .ok_or_else(|| DecodeError::Gst("pipeline has no bus".into()))?;
+        let mut decoder = Decoder {
+            pipeline,
+            appsink,
+            bus,
+            info: VideoInfo {
+                width: 0,
+                height: 0,
+                duration_ms: None,
+                fps: None,
+            },
+            layout: None,
+            first_pts: None,
+            last_end: gst::ClockTime::ZERO,
+            last_pts_ms: None,
+            finished: false,
+        };
+        decoder.preroll(&video_linked)?;
+        Ok(decoder)
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// The next frame in presentation order; `None` at the end of the stream.
+    pub fn next_frame(&mut self) -> Result<Option<DecodedFrame>, DecodeError> {
+        if self.finished {
+            return Ok(None);
+        }
+        loop {
+            self.check_bus()?;
+            if let Some(sample) = self.appsink.try_pull_sample(PULL_SLICE) {
+                return self.frame_from_sample(sample).map(Some);
+            }
+            if self.appsink.is_eos() {
+                // An error may have been posted just before EOS reached us.
+                self.check_bus()?;
+                self.finished = true;
+                self.check_complete()?;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// PAUSED makes the sink wait for its first frame; ASYNC_DONE then means
+    /// the caps are negotiated and the duration can be asked for.
+    fn preroll(&mut self, video_linked: &AtomicBool) -> Result<(), DecodeError> {
+        if self.pipeline.set_state(gst::State::Paused).is_err() {
+            // The bus usually says why (e.g. typefind failed).
+            self.check_bus()?;
+            return Err(DecodeError::Gst("pipeline refused to pause".into()));
+        }
+        let deadline = Instant::now() + PREROLL_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(DecodeError::Gst(
+                    "timed out waiting for the first frame".into(),
+                ));
+            }
+            let Some(msg) = self.bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(left.as_millis() as u64),
+                &[
+                    gst::MessageType::Error,
+                    gst::MessageType::AsyncDone,
+                    gst::MessageType::Application,
+                ],
+            ) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::AsyncDone(_) => break,
+                gst::MessageView::Application(app)
+                    if app
+                        .structure()
+                        .is_some_and(|s| s.name() == NO_VIDEO_MESSAGE) =>
+                {
+                    return Err(DecodeError::NotVideo("no video stream".into()));
+                }
+                gst::MessageView::Error(err) => {
+                    // An audio-only file fails with "not-linked" from the
+                    // demuxer, which would otherwise look like corruption.
+                    if !video_linked.load(Ordering::SeqCst) && is_not_linked(err) {
+                        return Err(DecodeError::NotVideo("no video stream".into()));
+                    }
+                    return Err(classify_error(err));
+                }
+                _ => {}
+            }
+        }
+        if !video_linked.load(Ordering::SeqCst) {
+            return Err(DecodeError::NotVideo("no video stream".into()));
+        }
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| DecodeError::Gst(e.to_string()))?;
+
+        self.info.duration_ms = self
+            .pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| d.mseconds())
+            .filter(|&d| d > 0);
+        // A file with a header but no decodable frame reaches EOS at preroll
+        // and has no caps on the sink; its size then stays 0x0.
+        if let Some(caps) = self
+            .appsink
+            .static_pad("sink")
+            .and_then(|p| p.current_caps())
+        {
+            let vinfo = gst_video::VideoInfo::from_caps(&caps)?;
+            self.info.width = vinfo.width();
+            self.info.height = vinfo.height();
+            let fps = vinfo.fps();
+            self.info.fps = (fps.numer() > 0 && fps.denom() > 0)
+                .then(|| fps.numer() as f64 / fps.denom() as f64);
+        }
+        Ok(())
+    }
+
+    /// Surface the first error waiting on the bus, without blocking.
+    fn check_bus(&self) -> Result<(), DecodeError> {
+        match self.bus.pop_filtered(&[gst::MessageType::Error]) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Error(err) => Err(classify_error(err)),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Containers that index up front (MP4 with moov first) declare the full
+    /// duration, then simply reach EOS where the bytes run out: GStreamer
+    /// posts no error, so a cut-short upload is recognised here.
+    fn check_complete(&self) -> Result<(), DecodeError> {
+        let (Some(duration_ms), Some(_)) = (self.info.duration_ms, self.first_pts) else {
+            return Ok(());
+        };
+        let ended_ms = self.last_end.mseconds();
+        // Audio may outlast video a little; allow a second or a tenth.
+        let slack = TRUNCATION_SLACK.as_millis().max(duration_ms as u128 / 10) as u64;
+        if ended_ms + slack < duration_ms {
+            return Err(DecodeError::Truncated {
+                ended_ms,
+                duration_ms,
+            });
+        }
+        Ok(())
+    }
+
+    fn frame_from_sample(&mut self, sample: gst::Sample) -> Result<DecodedFrame, DecodeError> {
+        let caps = sample
+            .caps_owned()
+            .ok_or_else(|| DecodeError::Gst("sample without caps".into()))?;
+        if self.layout.as_ref().is_none_or(|l| l.caps != caps) {
+            let info = gst_video::VideoInfo::from_caps(&caps)?;
+            self.layout = Some(Layout { caps, info });
+        }
+        let info = &self.layout.as_ref().expect("set above").info;
+        let buffer = sample
+            .buffer_owned()
+            .ok_or_else(|| DecodeError::Gst("sample without buffer".into()))?;
+
+        // A VideoMeta, when present, overrides the default layout.
+        let (stride, offset) = match buffer.meta::<gst_video::VideoMeta>() {
+            Some(meta) => (meta.stride()[0], meta.offset()[0]),
+            None => (info.stride()[0], info.offset()[0]),
+        };
+        let stride = usize::try_from(stride)
+            .map_err(|_| DecodeError::Gst(format!("negative stride {stride}")))?;
+
+        let raw_pts = buffer.pts();
+        let duration = buffer.duration();
+        let pts = match (raw_pts, self.first_pts) {
+            (Some(p), Some(first)) => p.saturating_sub(first),
+            (Some(p), None) => {
+                self.first_pts = Some(p);
+                gst::ClockTime::ZERO
+            }
+            // No timestamp (rare, some raw streams): continue from the last
+            // frame so times stay monotonic.
+            (None, _) => {
+                self.first_pts.get_or_insert(gst::ClockTime::ZERO);
+                self.last_end
+            }
+        };
+        self.last_end = pts + duration.unwrap_or(gst::ClockTime::ZERO);
+        let pts_ms = pts.mseconds();
+        self.last_pts_ms = Some(pts_ms);
+
+        let buffer = buffer
+            .into_mapped_buffer_readable()
+            .map_err(|_| DecodeError::Gst("cannot map decoded buffer".into()))?;
+        let (width, height) = (info.width(), info.height());
+        // Check the layout once here so `rgb()` cannot fail later.
+        let data = buffer.as_slice().get(offset..).unwrap_or(&[]);
+        RgbFrame::new(width, height, stride, data)
+            .map_err(|e| DecodeError::Gst(format!("decoded buffer: {e}")))?;
+        Ok(DecodedFrame {
+            buffer,
+            width,
+            height,
+            stride,
+            offset,
+            pts_ms,
+        })
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn is_raw_video(pad: &gst::Pad) -> bool {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    caps.structure(0)
+        .is_some_and(|s| s.name().as_str() == "video/x-raw")
+}
+
+/// Link a decoded video pad to `convert`, through `nvvidconv` when the
+/// decoder hands out NVMM (Jetson device) memory.
+fn link_video_pad(
+    dbin: &gst::Element,
+    pad: &gst::Pad,
+    convert: &gst::Element,
+) -> Result<(), DecodeError> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let nvmm = caps.features(0).is_some_and(|f| f.contains("memory:NVMM"));
+    let sink = convert
+        .static_pad("sink")
+        .ok_or_else(|| DecodeError::Gst("videoconvert has no sink pad".into()))?;
+    if nvmm {
+        let nvconv = gst::ElementFactory::make("nvvidconv").build()?;
+        let pipeline = dbin
+            .parent()
+            .and_downcast::<gst::Bin>()
+            .ok_or_else(|| DecodeError::Gst("decodebin outside a bin".into()))?;
+        pipeline.add(&nvconv)?;
+        nvconv.link(convert)?;
+        nvconv.sync_state_with_parent()?;
+        let nv_sink = nvconv
+            .static_pad("sink")
+            .ok_or_else(|| DecodeError::Gst("nvvidconv has no sink pad".into()))?;
+        pad.link(&nv_sink)
+            .map_err(|e| DecodeError::Gst(format!("linking NVMM video: {e:?}")))?;
+    } else {
+        pad.link(&sink)
+            .map_err(|e| DecodeError::Gst(format!("linking video: {e:?}")))?;
+    }
+    Ok(())
+}
+
+fn is_not_linked(err: &gst::message::Error) -> bool {
+    err.debug()
+        .is_some_and(|d| d.as_str().contains("not-linked"))
+}
+
+/// Map a bus error to what it means for the caller.
+fn classify_error(err: &gst::message::Error) -> DecodeError {
+    let e = err.error();
+    let source = err.src().map(|s| s.name().to_string()).unwrap_or_default();
+    let text = format!("{} ({source})", e.message());
+    if let Some(kind) = e.kind::<gst::StreamError>() {
+        return match kind {
+            // "Could not determine type of stream", "Stream contains no data".
+            gst::StreamError::TypeNotFound
+            | gst::StreamError::WrongType
+            | gst::StreamError::CodecNotFound => DecodeError::NotVideo(text),
+            gst::StreamError::Decode
+            | gst::StreamError::Demux
+            | gst::StreamError::Format
+            | gst::StreamError::Failed => DecodeError::Corrupt(text),
+            _ => DecodeError::Gst(text),
+        };
+    }
+    if let Some(kind) = e.kind::<gst::CoreError>() {
+        // decodebin's "missing a plug-in": a codec we cannot decode.
+        if kind == gst::CoreError::MissingPlugin {
+            return DecodeError::NotVideo(text);
+        }
+    }
+    if let Some(kind) = e.kind::<gst::ResourceError>() {
+        let io_kind = match kind {
+            gst::ResourceError::NotFound => std::io::ErrorKind::NotFound,
+            _ => std::io::ErrorKind::Other,
+        };
+        return DecodeError::Io(std::io::Error::new(io_kind, text));
+    }
+    DecodeError::Gst(text)
+}

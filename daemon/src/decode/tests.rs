@@ -1,0 +1,311 @@
+//! Decoding real media from the model cache, and variants made on the fly.
+
+use std::path::Path;
+
+use super::test_support::{Scratch, ffmpeg, ffmpeg_first_frame_rgb, mean_abs_diff, media};
+use super::*;
+
+/// Frame times and sizes of a whole file.
+struct Decoded {
+    info: VideoInfo,
+    pts: Vec<u64>,
+    sizes: Vec<(u32, u32)>,
+}
+
+fn decode_all(path: &Path) -> Decoded {
+    let mut dec = Decoder::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let info = dec.info().clone();
+    let (mut pts, mut sizes) = (Vec::new(), Vec::new());
+    while let Some(frame) = dec.next_frame().expect("decodes to the end") {
+        let rgb = frame.rgb();
+        pts.push(frame.pts_ms());
+        sizes.push((rgb.width(), rgb.height()));
+    }
+    Decoded { info, pts, sizes }
+}
+
+fn assert_increasing(pts: &[u64]) {
+    assert_eq!(pts.first(), Some(&0), "times start at 0");
+    for w in pts.windows(2) {
+        assert!(w[0] < w[1], "pts not increasing: {} then {}", w[0], w[1]);
+    }
+}
+
+/// A small test clip: the first `frames` frames of bikes.mp4 at 320x136.
+fn clip(scratch: &Scratch, name: &str, frames: u32, codec_args: &[&str]) -> std::path::PathBuf {
+    let out = scratch.path(name);
+    let n = frames.to_string();
+    let src = media("bikes.mp4");
+    let mut args = vec!["-i", src.to_str().expect("utf-8 path")];
+    args.extend(["-frames:v", &n, "-vf", "scale=320:136"]);
+    args.extend(codec_args);
+    args.push(out.to_str().expect("utf-8 path"));
+    ffmpeg(&args);
+    out
+}
+
+#[test]
+fn vtest_avi_decodes_every_frame_in_order() {
+    let d = decode_all(&media("vtest.avi"));
+    assert_eq!((d.info.width, d.info.height), (768, 576));
+    assert_eq!(d.info.fps, Some(10.0));
+    let duration = d.info.duration_ms.expect("AVI declares its duration");
+    assert!((79_000..=80_000).contains(&duration), "duration {duration}");
+    assert!((790..=800).contains(&d.pts.len()), "{} frames", d.pts.len());
+    assert_increasing(&d.pts);
+    // 10 fps: frames are 100 ms apart.
+    assert_eq!(d.pts[1], 100);
+    assert!(d.sizes.iter().all(|&s| s == (768, 576)));
+}
+
+#[test]
+fn bikes_mp4_matches_an_independent_decode() {
+    let path = media("bikes.mp4");
+    let mut dec = Decoder::open(&path).expect("opens");
+    let info = dec.info().clone();
+    assert_eq!((info.width, info.height), (640, 272));
+    assert_eq!(info.fps, Some(25.0));
+    let duration = info.duration_ms.expect("mp4 declares its duration");
+    assert!((9_500..=10_500).contains(&duration), "duration {duration}");
+
+    let frame = dec.next_frame().expect("decodes").expect("has a frame");
+    assert_eq!(frame.pts_ms(), 0);
+    let rgb = frame.rgb();
+    assert_eq!(rgb.stride(), 640 * 3);
+    let reference = ffmpeg_first_frame_rgb(&path);
+    // Both decode the same YUV; only the colour conversion differs.
+    let err = mean_abs_diff(&rgb.packed(), &reference);
+    assert!(err < 3.0, "mean abs diff {err}");
+}
+
+#[test]
+fn padded_rows_are_read_at_their_stride() {
+    let scratch = Scratch::new("stride");
+    let path = scratch.path("w266.mp4");
+    ffmpeg(&[
+        "-i",
+        media("bikes.mp4").to_str().expect("utf-8 path"),
+        "-frames:v",
+        "5",
+        "-vf",
+        "scale=266:114",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    let mut dec = Decoder::open(&path).expect("opens");
+    let frame = dec.next_frame().expect("decodes").expect("has a frame");
+    let rgb = frame.rgb();
+    assert_eq!((rgb.width(), rgb.height()), (266, 114));
+    // 266 * 3 = 798, padded to the next multiple of 4.
+    assert_eq!(rgb.stride(), 800);
+    let err = mean_abs_diff(&rgb.packed(), &ffmpeg_first_frame_rgb(&path));
+    assert!(err < 3.0, "mean abs diff {err}: rows misread?");
+}
+
+#[test]
+fn container_and_codec_variants_decode_every_frame() {
+    let scratch = Scratch::new("variants");
+    let with_audio = ["-f", "lavfi", "-i", "sine=d=2"];
+    let variants: Vec<(&str, Vec<&str>)> = vec![
+        ("h264.mkv", vec!["-c:v", "libx264"]),
+        (
+            "vp8.webm",
+            vec!["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"],
+        ),
+        (
+            "vp9.webm",
+            vec![
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ],
+        ),
+        ("mjpeg.avi", vec!["-c:v", "mjpeg", "-q:v", "5"]),
+        // MPEG-TS timestamps start near 1.4 s: frames must still start at 0.
+        ("h264.ts", vec!["-c:v", "libx264"]),
+    ];
+    for (name, codec) in variants {
+        let path = clip(&scratch, name, 30, &codec);
+        let d = decode_all(&path);
+        assert_eq!(d.pts.len(), 30, "{name}: frame count");
+        assert_eq!((d.info.width, d.info.height), (320, 136), "{name}");
+        assert!(d.sizes.iter().all(|&s| s == (320, 136)), "{name}");
+        assert_increasing(&d.pts);
+        assert!(
+            (1_120..=1_200).contains(&d.pts[29]),
+            "{name}: last pts {}",
+            d.pts[29]
+        );
+    }
+    // Audio beside the video is ignored, not decoded, and does not fail.
+    let path = scratch.path("with-audio.webm");
+    let src = media("bikes.mp4");
+    let mut args = vec!["-i", src.to_str().expect("utf-8 path")];
+    args.extend(with_audio);
+    args.extend([
+        "-frames:v",
+        "30",
+        "-vf",
+        "scale=320:136",
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-c:a",
+        "libvorbis",
+        "-shortest",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    ffmpeg(&args);
+    assert_eq!(decode_all(&path).pts.len(), 30);
+}
+
+#[test]
+fn frames_outlive_later_pulls() {
+    // Holding frames must neither block the decoder nor alias their pixels.
+    let mut dec = Decoder::open(&media("bikes.mp4")).expect("opens");
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(dec.next_frame().expect("decodes").expect("has a frame"));
+    }
+    let reference = ffmpeg_first_frame_rgb(&media("bikes.mp4"));
+    let first = held[0].rgb().packed().into_owned();
+    assert!(
+        mean_abs_diff(&first, &reference) < 3.0,
+        "first frame overwritten"
+    );
+    let last = held[7].rgb().packed().into_owned();
+    assert!(mean_abs_diff(&first, &last) > 0.5, "frames share memory");
+    assert!(held.windows(2).all(|w| w[0].pts_ms() < w[1].pts_ms()));
+}
+
+#[test]
+fn rotation_tag_is_applied() {
+    let scratch = Scratch::new("rotate");
+    let plain = clip(&scratch, "plain.mp4", 5, &["-c:v", "libx264"]);
+    let rotated = scratch.path("rotated.mp4");
+    ffmpeg(&[
+        "-i",
+        plain.to_str().expect("utf-8 path"),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        rotated.to_str().expect("utf-8 path"),
+    ]);
+    let mut dec = Decoder::open(&rotated).expect("opens");
+    assert_eq!((dec.info().width, dec.info().height), (136, 320));
+    let frame = dec.next_frame().expect("decodes").expect("has a frame");
+    // ffmpeg rotates by default, so it is an upright reference.
+    let err = mean_abs_diff(&frame.rgb().packed(), &ffmpeg_first_frame_rgb(&rotated));
+    assert!(err < 3.0, "mean abs diff {err}: not rotated the same way");
+}
+
+#[test]
+fn text_empty_and_audio_files_are_not_video() {
+    let scratch = Scratch::new("notvideo");
+    let text = scratch.path("notes.mp4");
+    std::fs::write(&text, "this is not a video, only some text\n".repeat(50)).expect("write");
+    let empty = scratch.path("empty.mp4");
+    std::fs::write(&empty, b"").expect("write");
+    let audio = scratch.path("audio.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:a",
+        "aac",
+        audio.to_str().expect("utf-8 path"),
+    ]);
+    for path in [text, empty, audio] {
+        match Decoder::open(&path) {
+            Err(DecodeError::NotVideo(_)) => {}
+            Err(e) => panic!("{}: expected NotVideo, got {e}", path.display()),
+            Ok(_) => panic!("{}: expected NotVideo, opened", path.display()),
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    match Decoder::open(Path::new("/nonexistent/wayside/video.mp4")) {
+        Err(DecodeError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        Err(e) => panic!("expected Io, got {e}"),
+        Ok(_) => panic!("opened a missing file"),
+    }
+}
+
+/// The first 40% of `src`'s bytes.
+fn truncate(src: &Path, dst: &Path) {
+    let bytes = std::fs::read(src).expect("read");
+    std::fs::write(dst, &bytes[..bytes.len() * 4 / 10]).expect("write");
+}
+
+#[test]
+fn truncated_faststart_mp4_reports_truncation_after_its_frames() {
+    let scratch = Scratch::new("trunc-fast");
+    let fast = scratch.path("fast.mp4");
+    ffmpeg(&[
+        "-i",
+        media("bikes.mp4").to_str().expect("utf-8 path"),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        fast.to_str().expect("utf-8 path"),
+    ]);
+    let cut = scratch.path("cut.mp4");
+    truncate(&fast, &cut);
+    // The index (moov) survived, so the file opens and the frames whose
+    // bytes are present decode; GStreamer then just sees EOS.
+    let mut dec = Decoder::open(&cut).expect("index intact, opens");
+    let mut frames = 0;
+    let err = loop {
+        match dec.next_frame() {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => panic!("truncation went unnoticed after {frames} frames"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        frames > 20 && frames < 200,
+        "{frames} frames before the cut"
+    );
+    match err {
+        DecodeError::Truncated {
+            ended_ms,
+            duration_ms,
+        } => {
+            assert!(ended_ms < duration_ms / 2, "{ended_ms} of {duration_ms}");
+            // Near the last frame decoded (25 fps; reordering may lose a few).
+            assert!(
+                ended_ms.abs_diff(frames * 40) <= 160,
+                "ends at {ended_ms} after {frames} frames"
+            );
+        }
+        e => panic!("expected Truncated, got {e}"),
+    }
+    // Once reported, the decoder stays at its end.
+    assert!(dec.next_frame().expect("finished").is_none());
+}
+
+#[test]
+fn truncated_moov_at_end_mp4_is_corrupt() {
+    // bikes.mp4 keeps its index (moov) after the media data: cut short, the
+    // index is gone and the demuxer finds no playable stream.
+    let scratch = Scratch::new("trunc-end");
+    let cut = scratch.path("cut.mp4");
+    truncate(&media("bikes.mp4"), &cut);
+    match Decoder::open(&cut) {
+        Err(DecodeError::Corrupt(_)) => {}
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("opened a file without its index"),
+    }
+}

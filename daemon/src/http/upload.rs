@@ -1,0 +1,102 @@
+//! Reading the multipart form of `/video` and `/video-streaming`: the video
+//! is streamed to a spool file (never held in memory) and the fields are
+//! checked, each problem a 4xx with words a person can act on.
+
+use std::io::Write;
+use std::path::Path;
+
+use axum::extract::Multipart;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::http::StatusCode;
+use tempfile::{NamedTempFile, TempPath};
+use wayside_vision::count::CountingLine;
+
+use super::error::AppError;
+
+pub struct VideoUpload {
+    pub file: TempPath,
+    pub interval_ms: u64,
+    pub line: Option<CountingLine>,
+}
+
+fn multipart_error(e: MultipartError) -> AppError {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::new(status, "upload is larger than server.max_upload_bytes")
+    } else {
+        AppError::new(
+            status,
+            format!("malformed multipart body: {}", e.body_text()),
+        )
+    }
+}
+
+pub async fn read(
+    multipart: Result<Multipart, MultipartRejection>,
+    spool_dir: &Path,
+    max_bytes: u64,
+) -> Result<VideoUpload, AppError> {
+    let mut multipart = multipart.map_err(|e| {
+        AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected multipart/form-data: {}", e.body_text()),
+        )
+    })?;
+    let (mut file, mut interval, mut line) = (None, None, None);
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "video" => {
+                let tmp = NamedTempFile::new_in(spool_dir)
+                    .map_err(|e| AppError::internal("spooling the upload", e))?;
+                let (mut handle, path) = tmp.into_parts();
+                let mut written = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    written += chunk.len() as u64;
+                    if written > max_bytes {
+                        return Err(AppError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("video is larger than the limit of {max_bytes} bytes"),
+                        ));
+                    }
+                    handle
+                        .write_all(&chunk)
+                        .map_err(|e| AppError::internal("spooling the upload", e))?;
+                }
+                handle
+                    .flush()
+                    .map_err(|e| AppError::internal("spooling the upload", e))?;
+                if written == 0 {
+                    return Err(AppError::bad_request("video is empty"));
+                }
+                file = Some(path);
+            }
+            "interval" => interval = Some(field.text().await.map_err(multipart_error)?),
+            "line" => line = Some(field.text().await.map_err(multipart_error)?),
+            _ => {} // unknown fields are ignored, as browsers add their own
+        }
+    }
+    let file = file
+        .ok_or_else(|| AppError::bad_request("video is required (multipart file field `video`)"))?;
+    let interval = interval
+        .ok_or_else(|| AppError::bad_request("interval is required (milliseconds, > 0)"))?;
+    let interval_ms = interval
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            AppError::bad_request(format!(
+                "interval must be a positive integer of milliseconds, got {interval:?}"
+            ))
+        })?;
+    let line = line
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.parse::<CountingLine>())
+        .transpose()
+        .map_err(|e| AppError::bad_request(format!("line: {e}")))?;
+    Ok(VideoUpload {
+        file,
+        interval_ms,
+        line,
+    })
+}

@@ -1,0 +1,239 @@
+//! `POST /video`, `POST /video-streaming` and `GET /jobs/{id}` (API.md).
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use super::AppState;
+use super::error::AppError;
+use super::jobs::JobStatus;
+use super::upload;
+use crate::pipeline::{Job, JobSpec, PipelineError, Sample, Summary};
+
+#[derive(Deserialize)]
+pub struct VideoQuery {
+    #[serde(default = "yes")]
+    wait: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The `/video` answer: the seed's five fields, then the extensions.
+#[derive(Serialize)]
+struct VideoResponse {
+    processed_video_url: String,
+    #[serde(flatten)]
+    summary: Summary,
+    job_id: String,
+}
+
+/// Admit, spool and open: everything that can refuse the upload with a
+/// status code, before any work or response stream starts.
+async fn start(
+    state: &AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+    annotate: bool,
+) -> Result<(Job, tokio::sync::OwnedSemaphorePermit, tempfile::TempPath), AppError> {
+    let permit = state.jobs.admit()?;
+    let up = upload::read(
+        multipart,
+        &state.config.server.spool_dir,
+        state.config.server.max_upload_bytes,
+    )
+    .await?;
+    let annotated_video = annotate.then(|| up.file.with_extension("annotated.mp4"));
+    let spec = JobSpec {
+        interval_ms: up.interval_ms,
+        line: up.line,
+        annotated_video,
+        sample_jpegs: !annotate,
+    };
+    let engine = state.engine.clone();
+    let path = up.file.to_path_buf();
+    let job = tokio::task::spawn_blocking(move || Job::open(engine, &path, spec))
+        .await
+        .map_err(|e| AppError::internal("opening the video", e))??;
+    Ok((job, permit, up.file))
+}
+
+pub async fn video(
+    State(state): State<AppState>,
+    Query(q): Query<VideoQuery>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let (job, permit, upload) = start(&state, multipart, true).await?;
+    let (id, tx) = state.jobs.register();
+    let duration = job.info().duration_ms.unwrap_or(0).max(1) as f32;
+    let annotated = upload.with_extension("annotated.mp4");
+    let st = state.clone();
+    let job_id = id.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let outcome = job.run(|s| {
+            tx.send_replace(JobStatus::Running {
+                progress: (s.timestamp as f32 / duration).min(1.0),
+            });
+            true
+        });
+        let status = match outcome {
+            Ok(summary) => match st.media.put(&annotated, "mp4") {
+                Ok(name) => {
+                    let body = VideoResponse {
+                        processed_video_url: format!(
+                            "{}/media/{name}",
+                            st.config.server.public_url.trim_end_matches('/')
+                        ),
+                        summary,
+                        job_id,
+                    };
+                    JobStatus::Done {
+                        result: serde_json::to_value(body).unwrap_or_default(),
+                    }
+                }
+                Err(e) => failed(AppError::internal("storing the annotated video", e)),
+            },
+            Err(e) => {
+                let _ = std::fs::remove_file(&annotated);
+                failed(AppError::from(e))
+            }
+        };
+        tx.send_replace(status);
+        drop(upload);
+    });
+    if !q.wait {
+        let status_url = format!("/jobs/{id}");
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "job_id": id, "status_url": status_url })),
+        )
+            .into_response());
+    }
+    let rx = state
+        .jobs
+        .get(&id)
+        .ok_or_else(|| AppError::internal("job", "vanished"))?;
+    finished(rx).await
+}
+
+fn failed(e: AppError) -> JobStatus {
+    JobStatus::Failed {
+        code: e.status.as_u16(),
+        error: e.message,
+    }
+}
+
+/// Wait for a job to end and answer as `/video` would have.
+async fn finished(mut rx: watch::Receiver<JobStatus>) -> Result<Response, AppError> {
+    let status = rx
+        .wait_for(|s| !matches!(s, JobStatus::Running { .. }))
+        .await
+        .map_err(|e| AppError::internal("waiting for the job", e))?
+        .clone();
+    match status {
+        JobStatus::Done { result } => Ok(Json(result).into_response()),
+        JobStatus::Failed { code, error } => Err(AppError::new(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            error,
+        )),
+        JobStatus::Running { .. } => unreachable!("waited for the end"),
+    }
+}
+
+pub async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let rx = state
+        .jobs
+        .get(&id)
+        .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, format!("no job {id:?}")))?;
+    let status = rx.borrow().clone();
+    Ok(Json(status).into_response())
+}
+
+/// One streamed object, with the seed's field names.
+#[derive(Serialize)]
+struct StreamedSample {
+    timestamp: u64,
+    frame_base64: String,
+    people_count: u32,
+    vehicle_count: u32,
+    pedestrians_per_interval: u32,
+    vehicles_per_interval: u32,
+}
+
+impl From<Sample> for StreamedSample {
+    fn from(s: Sample) -> Self {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(s.jpeg.unwrap_or_default());
+        Self {
+            timestamp: s.timestamp,
+            frame_base64: format!("data:image/jpeg;base64,{b64}"),
+            people_count: s.counts.pedestrians,
+            vehicle_count: s.counts.vehicles,
+            pedestrians_per_interval: s.pedestrians_per_interval,
+            vehicles_per_interval: s.vehicles_per_interval,
+        }
+    }
+}
+
+pub async fn video_streaming(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let (job, permit, upload) = start(&state, multipart, false).await?;
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    // Two lines in flight: a slow reader blocks the pipeline, not memory.
+    let (tx, rx) = mpsc::channel::<serde_json::Value>(2);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let outcome = job.run(|s| {
+            let line = serde_json::to_value(StreamedSample::from(s)).unwrap_or_default();
+            tx.blocking_send(line).is_ok()
+        });
+        match outcome {
+            Ok(_) | Err(PipelineError::Cancelled) => {}
+            Err(e) => {
+                let e = AppError::from(e);
+                let _ = tx.blocking_send(json!({ "error": e.message }));
+            }
+        }
+        drop(upload);
+    });
+    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let v = rx.recv().await?;
+        let text = if sse {
+            format!("data: {v}\n\n")
+        } else {
+            format!("{v}\n")
+        };
+        Some((Ok::<_, Infallible>(Bytes::from(text)), rx))
+    });
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,267 @@
+//! One video through the whole flow: decode → sample → detect → track →
+//! count → annotate/encode. Runs on a blocking thread; results leave through
+//! the `on_sample` callback (the HTTP stream, the CLI's progress bar) and the
+//! returned [`Summary`].
+
+pub mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbImage;
+use serde::Serialize;
+use thiserror::Error;
+use wayside_vision::Kind;
+use wayside_vision::annotate::{Overlay, draw_overlay};
+use wayside_vision::classes::ResolvedClassMap;
+use wayside_vision::count::{
+    CountConfig, CountError, Counter, CountingLine, CountsReport, FrameCounts,
+};
+use wayside_vision::detect::{DetectError, Detector};
+use wayside_vision::track::{Tracker, TrackerConfig, TrackerConfigError};
+
+use crate::decode::{DecodeError, Decoder, VideoInfo};
+use crate::encode::{EncodeError, Encoder};
+use schedule::Schedule;
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Count(#[from] CountError),
+    #[error(transparent)]
+    Tracker(#[from] TrackerConfigError),
+    #[error("video is {got_s:.0} s long; the limit is {limit_s} s")]
+    TooLong { got_s: f64, limit_s: u64 },
+    #[error("video is {width}x{height}; the limit is {limit} pixels on the long side")]
+    TooLarge { width: u32, height: u32, limit: u32 },
+    #[error("encoding a JPEG: {0}")]
+    Jpeg(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Everything loaded once at start and shared by all jobs.
+pub struct Engine {
+    pub detector: Detector,
+    pub classes: ResolvedClassMap,
+    pub tracker: TrackerConfig,
+    pub count: CountConfig,
+    pub min_track_fps: f64,
+    pub max_duration_s: u64,
+    pub max_dimension: u32,
+    pub jpeg_quality: u8,
+}
+
+/// What one job asks for.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub interval_ms: u64,
+    pub line: Option<CountingLine>,
+    /// Write the annotated MP4 here.
+    pub annotated_video: Option<PathBuf>,
+    /// Attach a JPEG of each annotated sample frame.
+    pub sample_jpegs: bool,
+}
+
+/// One sample, emitted once its window has closed so that its pass-through
+/// counts are final (they equal the arrays of the summary).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub index: usize,
+    pub timestamp: u64,
+    pub counts: FrameCounts,
+    pub pedestrians_per_interval: u32,
+    pub vehicles_per_interval: u32,
+    #[serde(skip)]
+    pub jpeg: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub counts: CountsReport,
+    pub duration_ms: u64,
+    pub frames_processed: u64,
+    pub processing_ms: u64,
+}
+
+/// A sample waiting for its window to close.
+struct Pending {
+    index: usize,
+    timestamp: u64,
+    counts: FrameCounts,
+    jpeg: Option<Vec<u8>>,
+}
+
+/// A video opened and checked against the limits, ready to run. Opening is
+/// separate so that a bad upload is refused with a status code before a
+/// response stream starts.
+pub struct Job {
+    engine: Arc<Engine>,
+    decoder: Decoder,
+    info: VideoInfo,
+    spec: JobSpec,
+    started: Instant,
+}
+
+impl Job {
+    pub fn open(engine: Arc<Engine>, input: &Path, spec: JobSpec) -> Result<Job, PipelineError> {
+        let started = Instant::now();
+        let decoder = Decoder::open(input)?;
+        let info = decoder.info().clone();
+        if let Some(d) = info.duration_ms
+            && d > engine.max_duration_s * 1000
+        {
+            return Err(PipelineError::TooLong {
+                got_s: d as f64 / 1000.0,
+                limit_s: engine.max_duration_s,
+            });
+        }
+        if info.width.max(info.height) > engine.max_dimension {
+            return Err(PipelineError::TooLarge {
+                width: info.width,
+                height: info.height,
+                limit: engine.max_dimension,
+            });
+        }
+        Ok(Job {
+            engine,
+            decoder,
+            info,
+            spec,
+            started,
+        })
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// Run to the end. `on_sample` returning false cancels the job.
+    pub fn run(
+        mut self,
+        mut on_sample: impl FnMut(Sample) -> bool,
+    ) -> Result<Summary, PipelineError> {
+        let (engine, info, spec) = (&*self.engine, &self.info, &self.spec);
+        let mut schedule = Schedule::new(spec.interval_ms, engine.min_track_fps, info.fps);
+        let mut session = engine.detector.session()?;
+        let mut tracker = Tracker::new(engine.tracker.clone())?;
+        let line = spec.line.map(|l| l.to_pixels(info.width, info.height));
+        let mut counter = Counter::new(
+            engine.count.clone(),
+            engine.classes.clone(),
+            spec.interval_ms,
+        )?;
+        if let Some(l) = line {
+            counter = counter.with_line(l);
+        }
+        let mut encoder = match &spec.annotated_video {
+            Some(path) => Some(Encoder::create(path, info.width, info.height)?),
+            None => None,
+        };
+
+        let (mut frames_processed, mut last_pts) = (0u64, 0u64);
+        let (mut passed_ped, mut passed_veh) = (0u32, 0u32);
+        let mut pending: Option<Pending> = None;
+        let mut emit = |p: Pending, counter: &Counter| {
+            let w = counter.windows().window(p.index as u64);
+            on_sample(Sample {
+                index: p.index,
+                timestamp: p.timestamp,
+                counts: p.counts,
+                pedestrians_per_interval: w.pedestrians,
+                vehicles_per_interval: w.vehicles,
+                jpeg: p.jpeg,
+            })
+        };
+
+        while let Some(frame) = self.decoder.next_frame()? {
+            let t = frame.pts_ms();
+            last_pts = t;
+            let slot = schedule.slot(t);
+            if !slot.track {
+                continue;
+            }
+            frames_processed += 1;
+            let rgb = frame.rgb();
+            let detections = session.detect(&rgb)?;
+            let tracks = tracker.update(&detections, t);
+            for e in counter.observe(t, &tracks) {
+                match e.kind {
+                    Kind::Pedestrian => passed_ped += 1,
+                    Kind::Vehicle => passed_veh += 1,
+                }
+            }
+            let now = counter.frame_counts(&detections);
+            let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
+            let drawn = (encoder.is_some() || wants_jpeg).then(|| {
+                let mut img =
+                    RgbImage::from_raw(rgb.width(), rgb.height(), rgb.packed().into_owned())
+                        .expect("packed RGB has width * height * 3 bytes");
+                draw_overlay(
+                    &mut img,
+                    &Overlay {
+                        tracks: &tracks,
+                        line: line.as_ref(),
+                        pedestrians_now: now.pedestrians,
+                        vehicles_now: now.vehicles,
+                        pedestrians_passed: passed_ped,
+                        vehicles_passed: passed_veh,
+                    },
+                );
+                img
+            });
+            drop(frame);
+            if let (Some(enc), Some(img)) = (encoder.as_mut(), drawn.as_ref()) {
+                enc.push(img, t)?;
+            }
+            let jpeg = match (&drawn, wants_jpeg) {
+                (Some(img), true) => Some(encode_jpeg(img, engine.jpeg_quality)?),
+                _ => None,
+            };
+            for index in slot.samples {
+                let counts = counter.sample(&detections);
+                let next = Pending {
+                    index,
+                    timestamp: index as u64 * spec.interval_ms,
+                    counts,
+                    jpeg: jpeg.clone(),
+                };
+                if let Some(p) = pending.replace(next)
+                    && !emit(p, &counter)
+                {
+                    return Err(PipelineError::Cancelled);
+                }
+            }
+        }
+        if let Some(p) = pending.take()
+            && !emit(p, &counter)
+        {
+            return Err(PipelineError::Cancelled);
+        }
+        if let Some(enc) = encoder {
+            enc.finish()?;
+        }
+        Ok(Summary {
+            counts: counter.report(),
+            duration_ms: info.duration_ms.unwrap_or(last_pts),
+            frames_processed,
+            processing_ms: self.started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let mut out = Vec::with_capacity(64 * 1024);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(img)
+        .map_err(|e| PipelineError::Jpeg(e.to_string()))?;
+    Ok(out)
+}

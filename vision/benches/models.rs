@@ -1,0 +1,592 @@
+//! Model latency: tract (through `wayside_vision::runtime`, as the daemon runs
+//! it) against onnxruntime (`models/bench_ort.py`) on the same cross-check
+//! input, in the same run, per model and thread count.
+//!
+//! Every measurement runs in its own child process so that peak RSS belongs to
+//! one model: a tract child is this binary re-run with `--child`, an
+//! onnxruntime child is `bench_ort.py --threads T ID` (which forks its own
+//! child). The onnxruntime measurement for a (model, threads) pair follows the
+//! tract one immediately, so drift from other load on the machine hits both
+//! sides about equally. Progress goes to stderr; the markdown report (machine,
+//! versions, one table) goes to stdout.
+//!
+//! ```text
+//! scripts/bench.sh [--runs N] [--threads 1,2] [--tract-only] [MODEL_ID ...]
+//! cargo bench -p wayside-vision --bench models -- [same options]
+//! ```
+//!
+//! `--runs` defaults to `$WAYSIDE_BENCH_RUNS` or 30, after 3 warm-up runs (the
+//! same defaults as `bench_ort.py`). `--panel-threshold`, `--mac-threshold` and
+//! `--element-threshold` set tract-linalg's threading gates in the tract
+//! children, to reproduce the experiments in docs/BENCHMARKS.md.
+//!
+//! `cargo test` never runs this (bench targets are not test targets); if a
+//! `cargo test --benches` does run it, it exits at once because cargo did not
+//! pass `--bench`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use ndarray_npy::ReadNpyExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tract_onnx::prelude::tract_ndarray::ArrayD;
+use wayside_vision::runtime::{self, Model};
+
+const DEFAULT_RUNS: usize = 30;
+const WARMUP: usize = 3;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("--child") {
+        child(&args[1..])
+    } else if args.first().map(String::as_str) == Some("--child-baseline") {
+        println!("{}", json!({ "rss_mb": peak_rss_mb() }));
+        Ok(())
+    } else if !args.iter().any(|a| a == "--bench") {
+        eprintln!("models bench: not run outside `cargo bench` (scripts/bench.sh runs it)");
+        Ok(())
+    } else {
+        Options::parse(&args).and_then(|o| parent(&o))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("models bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What to measure, from the command line.
+struct Options {
+    runs: usize,
+    threads: Vec<usize>,
+    models: Vec<String>,
+    tract_only: bool,
+    /// tract-linalg threading gates, passed through to the tract children.
+    gates: Gates,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Gates {
+    panel: Option<usize>,
+    mac: Option<usize>,
+    element: Option<usize>,
+}
+
+impl Gates {
+    fn args(&self) -> Vec<String> {
+        let mut a = vec![];
+        for (flag, v) in [
+            ("--panel-threshold", self.panel),
+            ("--mac-threshold", self.mac),
+            ("--element-threshold", self.element),
+        ] {
+            if let Some(v) = v {
+                a.extend([flag.to_string(), v.to_string()]);
+            }
+        }
+        a
+    }
+
+    fn describe(&self) -> String {
+        use tract_linalg::multithread as mt;
+        format!(
+            "panel threshold {}, MAC threshold {}, element threshold {}",
+            self.panel
+                .unwrap_or_else(mt::current_threading_panel_threshold),
+            self.mac.unwrap_or_else(mt::current_threading_mac_threshold),
+            self.element
+                .unwrap_or_else(mt::current_threading_element_threshold),
+        )
+    }
+
+    fn apply(&self) {
+        use tract_linalg::multithread as mt;
+        if let Some(v) = self.panel {
+            mt::set_threading_panel_threshold(v);
+        }
+        if let Some(v) = self.mac {
+            mt::set_threading_mac_threshold(v);
+        }
+        if let Some(v) = self.element {
+            mt::set_threading_element_threshold(v);
+        }
+    }
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let env_runs = std::env::var("WAYSIDE_BENCH_RUNS").ok();
+        let mut o = Options {
+            runs: match env_runs {
+                Some(r) => number("WAYSIDE_BENCH_RUNS", &r)?,
+                None => DEFAULT_RUNS,
+            },
+            threads: vec![1, 2],
+            models: vec![],
+            tract_only: false,
+            gates: Gates::default(),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+            match a.as_str() {
+                "--bench" => {}
+                "--tract-only" => o.tract_only = true,
+                "--runs" => o.runs = number(a, value(a)?)?,
+                "--threads" => {
+                    o.threads = value(a)?
+                        .split(',')
+                        .map(|t| number("--threads", t))
+                        .collect::<Result<_, _>>()?
+                }
+                "--panel-threshold" => o.gates.panel = Some(number(a, value(a)?)?),
+                "--mac-threshold" => o.gates.mac = Some(number(a, value(a)?)?),
+                "--element-threshold" => o.gates.element = Some(number(a, value(a)?)?),
+                flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+                id => o.models.push(id.to_string()),
+            }
+        }
+        if o.runs == 0 {
+            return Err("--runs must be at least 1".into());
+        }
+        Ok(o)
+    }
+}
+
+fn number(name: &str, s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{name}: {s:?} is not a number"))
+}
+
+// ------------------------------------------------------------------- child ---
+
+/// `--child ID THREADS RUNS [gates]`: time tract on one model, print one JSON line.
+fn child(args: &[String]) -> Result<(), String> {
+    let [id, threads, runs, rest @ ..] = args else {
+        return Err("--child ID THREADS RUNS".into());
+    };
+    let threads = number("threads", threads)?;
+    let runs = number("runs", runs)?;
+    let mut gates = Gates::default();
+    for pair in rest.chunks(2) {
+        let v = Some(number(&pair[0], pair.get(1).map_or("", String::as_str))?);
+        match pair[0].as_str() {
+            "--panel-threshold" => gates.panel = v,
+            "--mac-threshold" => gates.mac = v,
+            "--element-threshold" => gates.element = v,
+            other => return Err(format!("child: unknown option {other}")),
+        }
+    }
+    gates.apply();
+    runtime::set_threads(threads);
+
+    let entry = manifest()?
+        .model
+        .into_iter()
+        .find(|m| m.id == *id)
+        .ok_or(format!("no model {id} in the manifest"))?;
+    let input = crosscheck_input(id)?;
+    let shape = input.shape().to_vec();
+    let data: Vec<f32> = input.iter().copied().collect();
+
+    let t0 = Instant::now();
+    let model = Model::load(
+        &models_dir().join(&entry.file),
+        std::slice::from_ref(&shape),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut session = model.session().map_err(|e| e.to_string())?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let mut run = || -> Result<f64, String> {
+        // The copy of the input is made outside the timed region, as
+        // onnxruntime is handed a ready numpy array.
+        let x = runtime::tensor(&shape, data.clone()).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        session.run(vec![x]).map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    for _ in 0..WARMUP {
+        run()?;
+    }
+    let mut times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+    times.sort_by(f64::total_cmp);
+    let (median, p90) = percentiles(&times);
+    println!(
+        "{}",
+        json!({
+            "model": id, "threads": threads, "median_ms": round2(median), "p90_ms": round2(p90),
+            "rss_mb": peak_rss_mb(), "runs": runs, "load_ms": round2(load_ms),
+        })
+    );
+    Ok(())
+}
+
+/// Median and p90 of sorted samples, indexed exactly as `bench_ort.py` does.
+fn percentiles(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len();
+    (sorted[n / 2], sorted[(9 * n / 10).min(n - 1)])
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// This process's peak resident set (VmHWM), MB; the same quantity as the
+/// `ru_maxrss` that `bench_ort.py` reports for its child.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    (kb / 1024.0 * 10.0).round() / 10.0
+}
+
+// ------------------------------------------------------------------ parent ---
+
+/// One (model, threads) row of the table.
+struct Row {
+    model: String,
+    threads: usize,
+    tract: Value,
+    ort: Option<Value>,
+}
+
+fn parent(o: &Options) -> Result<(), String> {
+    let manifest = manifest()?;
+    let ids: Vec<String> = if o.models.is_empty() {
+        manifest.model.iter().map(|m| m.id.clone()).collect()
+    } else {
+        for id in &o.models {
+            if !manifest.model.iter().any(|m| &m.id == id) {
+                return Err(format!("unknown model id {id}"));
+            }
+        }
+        o.models.clone()
+    };
+    let python = (!o.tract_only).then(venv_python).transpose()?;
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    let tract_base = json_line(Command::new(self_exe()?).arg("--child-baseline"))?;
+    let ort_base = match &python {
+        Some(py) => Some(json_line(
+            Command::new(py)
+                .arg("-c")
+                .arg(PYTHON_BASELINE)
+                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")),
+        )?),
+        None => None,
+    };
+
+    let mut rows = vec![];
+    for id in &ids {
+        crosscheck_input(id)?; // fail before spawning anything if it is missing
+        for &threads in &o.threads {
+            eprintln!("[bench] {id}, {threads} thread(s): tract");
+            let tract = json_line(
+                Command::new(self_exe()?)
+                    .arg("--child")
+                    .args([id, &threads.to_string(), &o.runs.to_string()])
+                    .args(o.gates.args()),
+            )?;
+            let ort = match &python {
+                Some(py) => {
+                    eprintln!("[bench] {id}, {threads} thread(s): onnxruntime");
+                    Some(json_line(
+                        Command::new(py)
+                            .arg(
+                                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                                    .join("../models/bench_ort.py"),
+                            )
+                            .args([
+                                "--runs",
+                                &o.runs.to_string(),
+                                "--warmup",
+                                &WARMUP.to_string(),
+                            ])
+                            .args(["--threads", &threads.to_string(), id]),
+                    )?)
+                }
+                None => None,
+            };
+            rows.push(Row {
+                model: id.clone(),
+                threads,
+                tract,
+                ort,
+            });
+        }
+    }
+    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    print_report(
+        o,
+        &rows,
+        &tract_base,
+        ort_base.as_ref(),
+        (&load_start, &load_end),
+    );
+    Ok(())
+}
+
+/// The bench_ort child's footprint without a model: the interpreter with
+/// numpy, cv2 (via crosscheck) and onnxruntime imported.
+const PYTHON_BASELINE: &str = "\
+import json, resource, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+import crosscheck, numpy, onnxruntime
+print(json.dumps({'rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  'version': onnxruntime.__version__}))
+";
+
+fn print_report(
+    o: &Options,
+    rows: &[Row],
+    tract_base: &Value,
+    ort_base: Option<&Value>,
+    (load_start, load_end): (&str, &str),
+) {
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let base_t = f(tract_base, "rss_mb");
+    let base_o = ort_base.map_or(f64::NAN, |b| f(b, "rss_mb"));
+
+    println!("### Machine\n");
+    println!(
+        "- CPU: {} ({} logical cores; {})",
+        cpu_model(),
+        cores(),
+        cpu_features()
+    );
+    println!(
+        "- load average (1/5/15 min) at start: {}; at end: {}",
+        first3(load_start),
+        first3(load_end)
+    );
+    println!(
+        "- tract {} (tract-linalg `multithread-mm`; {}), built with {}",
+        locked_version("tract-onnx"),
+        o.gates.describe(),
+        build_flags()
+    );
+    if let Some(b) = ort_base {
+        println!(
+            "- onnxruntime {} (Python, CPUExecutionProvider, intra-op threads = T, sequential)",
+            b.get("version").and_then(Value::as_str).unwrap_or("?")
+        );
+    }
+    println!(
+        "- {} timed runs after {WARMUP} warm-up runs, one process per row and runtime; \
+         input = `crosscheck/<id>/input.npy`",
+        o.runs
+    );
+    println!(
+        "- RSS = peak resident set of that process, MB; in brackets, minus the same process \
+         without a model (tract: this bench binary, {base_t:.1} MB; onnxruntime: Python with \
+         numpy, cv2 and onnxruntime imported, {base_o:.1} MB)\n"
+    );
+
+    println!(
+        "| model | threads | tract median / p90 ms | ORT median / p90 ms | tract / ORT | tract RSS MB | ORT RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut log_ratios: Vec<(usize, f64)> = vec![];
+    for r in rows {
+        let (tm, tp) = (f(&r.tract, "median_ms"), f(&r.tract, "p90_ms"));
+        let trss = f(&r.tract, "rss_mb");
+        let (ort, ratio, orss) = match &r.ort {
+            Some(v) => {
+                let (om, op) = (f(v, "median_ms"), f(v, "p90_ms"));
+                let orss = f(v, "rss_mb");
+                log_ratios.push((r.threads, (tm / om).ln()));
+                (
+                    format!("{om:.1} / {op:.1}"),
+                    format!("{:.2}x", tm / om),
+                    format!("{orss:.0} ({:.0})", orss - base_o),
+                )
+            }
+            None => ("—".into(), "—".into(), "—".into()),
+        };
+        println!(
+            "| `{}` | {} | {tm:.1} / {tp:.1} | {ort} | {ratio} | {trss:.0} ({:.0}) | {orss} |",
+            r.model,
+            r.threads,
+            trss - base_t
+        );
+    }
+    for &t in &o.threads {
+        let l: Vec<f64> = log_ratios
+            .iter()
+            .filter(|(th, _)| *th == t)
+            .map(|(_, l)| *l)
+            .collect();
+        if !l.is_empty() {
+            println!(
+                "\nGeometric mean of tract / ORT at {t} thread(s): **{:.2}x** over {} models.",
+                (l.iter().sum::<f64>() / l.len() as f64).exp(),
+                l.len()
+            );
+        }
+    }
+}
+
+fn first3(loadavg: &str) -> String {
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The SIMD features tract's kernels pick from at run time.
+fn cpu_features() -> String {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = flags
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let have: Vec<&str> = [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_vnni",
+        "avx_vnni",
+        "asimd",
+        "asimddp",
+    ]
+    .into_iter()
+    .filter(|f| flags.contains(f))
+    .collect();
+    if have.is_empty() {
+        "no AVX2/NEON flags found".into()
+    } else {
+        have.join(", ")
+    }
+}
+
+/// Whether this binary was compiled for the build machine's CPU.
+fn build_flags() -> String {
+    let native = cfg!(target_feature = "avx2") || cfg!(target_feature = "fma");
+    format!(
+        "the release profile{}",
+        if native {
+            " and AVX2/FMA enabled at compile time (e.g. -C target-cpu=native)"
+        } else {
+            " for the baseline target CPU"
+        }
+    )
+}
+
+/// The version of `package` pinned in the workspace's Cargo.lock.
+fn locked_version(package: &str) -> String {
+    let lock =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
+            .unwrap_or_default();
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == format!("name = \"{package}\"")
+            && let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = "))
+        {
+            return v.trim_matches('"').to_string();
+        }
+    }
+    "?".into()
+}
+
+// ------------------------------------------------------------------ shared ---
+
+#[derive(Deserialize)]
+struct Manifest {
+    model: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    id: String,
+    file: String,
+}
+
+fn manifest() -> Result<Manifest, String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/manifest.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The model cache filled by `scripts/setup-models.sh` (as the tests find it).
+fn models_dir() -> PathBuf {
+    std::env::var_os("WAYSIDE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/cache"))
+}
+
+/// The exact tensor `models/crosscheck.py` gave onnxruntime for model `id`.
+fn crosscheck_input(id: &str) -> Result<ArrayD<f32>, String> {
+    let path = models_dir().join("crosscheck").join(id).join("input.npy");
+    let file = File::open(&path)
+        .map_err(|e| format!("{}: {e} (run scripts/setup-models.sh)", path.display()))?;
+    ArrayD::<f32>::read_npy(file).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The Python that `scripts/setup-models.sh` set up with onnxruntime.
+fn venv_python() -> Result<PathBuf, String> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .ok_or("neither XDG_CACHE_HOME nor HOME is set")?;
+    let python = cache.join("wayside/venv/bin/python");
+    if python.is_file() {
+        Ok(python)
+    } else {
+        Err(format!(
+            "{} is missing: run scripts/setup-models.sh (or pass --tract-only)",
+            python.display()
+        ))
+    }
+}
+
+fn self_exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("locating the bench binary: {e}"))
+}
+
+/// Run `cmd` to completion and parse the last line of its stdout as JSON.
+fn json_line(cmd: &mut Command) -> Result<Value, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("starting {:?}: {e}", cmd.get_program()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{:?} {:?} failed ({}):\n{}",
+            cmd.get_program(),
+            cmd.get_args().collect::<Vec<_>>(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|e| format!("{:?} printed {last:?}: {e}", cmd.get_program()))
+}
