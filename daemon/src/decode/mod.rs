@@ -157,7 +157,6 @@ pub struct Decoder {
     first_pts: Option<gst::ClockTime>,
     /// End (pts + duration) of the last frame, relative to `first_pts`.
     last_end: gst::ClockTime,
-    last_pts_ms: Option<u64>,
     finished: bool,
 }
 
@@ -264,7 +263,6 @@ impl Decoder {
             layout: None,
             first_pts: None,
             last_end: gst::ClockTime::ZERO,
-            last_pts_ms: None,
             finished: false,
         };
         decoder.preroll(&video_linked)?;
@@ -438,7 +436,6 @@ impl Decoder {
         };
         self.last_end = pts + duration.unwrap_or(gst::ClockTime::ZERO);
         let pts_ms = pts.mseconds();
-        self.last_pts_ms = Some(pts_ms);
 
         let buffer = buffer
             .into_mapped_buffer_readable()

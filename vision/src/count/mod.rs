@@ -54,7 +54,8 @@ impl Default for CountConfig {
             min_travel: 1.0,
             rider_min_cover: 0.5,
             line_hysteresis: 0.1,
-            min_score: 0.5,
+            // Matches the tracker's high-score threshold.
+            min_score: 0.45,
         }
     }
 }

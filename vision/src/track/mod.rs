@@ -58,9 +58,11 @@ pub struct TrackerConfig {
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
-            track_thresh: 0.5,
+            // ByteTrack's 0.5/0.6 assume YOLOX's scores; NanoDet scores the
+            // same objects ~0.1 lower (a clear truck at 0.59), so both drop.
+            track_thresh: 0.45,
             low_thresh: 0.1,
-            new_track_thresh: 0.6,
+            new_track_thresh: 0.5,
             match_thresh: 0.8,
             low_match_thresh: 0.5,
             tentative_match_thresh: 0.7,

@@ -1,0 +1,111 @@
+//! `wayside process`, the CLI twin of POST /video, on a real traffic clip:
+//! plausible counts, and the same counts whatever the clip is wrapped in.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use wayside_e2e::{media, wayside};
+
+fn process(video: &Path, out: Option<&Path>) -> Value {
+    let mut args = vec![
+        "process",
+        video.to_str().unwrap(),
+        "--interval",
+        "1000",
+        "--json",
+    ];
+    if let Some(o) = out {
+        args.extend(["--out", o.to_str().unwrap()]);
+    }
+    let res = wayside(&args);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    serde_json::from_slice(&res.stdout).expect("JSON on stdout")
+}
+
+fn total(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .sum()
+}
+
+fn ffmpeg(args: &[&str]) {
+    let ok = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "ffmpeg {args:?}");
+}
+
+/// otvision-cars-cyclist.mp4: 3 s of a junction; a white car and a red car
+/// move through, a cyclist rides towards the camera; a parked van stays.
+#[test]
+fn traffic_clip_counts_and_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("annotated.mp4");
+    let v = process(&media("otvision-cars-cyclist.mp4"), Some(&out));
+    for k in [
+        "pedestrian_counts",
+        "vehicle_counts",
+        "pedestrians_per_interval",
+        "vehicles_per_interval",
+    ] {
+        assert_eq!(v[k].as_array().unwrap().len(), 3, "{k}: {v}");
+    }
+    let vehicles = total(&v, "vehicles_per_interval");
+    assert!(
+        (2..=3).contains(&vehicles),
+        "{vehicles} vehicles passed: {v}"
+    );
+    // The cyclist is a rider, not a pedestrian; nobody walks through.
+    assert_eq!(total(&v, "pedestrians_per_interval"), 0, "{v}");
+    assert!(std::fs::metadata(&out).unwrap().len() > 10_000);
+}
+
+#[test]
+fn counts_do_not_depend_on_container_encoding_or_mirroring() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = media("otvision-cars-cyclist.mp4");
+    let s = src.to_str().unwrap();
+    let variant = |name: &str| dir.path().join(name);
+    ffmpeg(&["-i", s, "-c", "copy", variant("same.mkv").to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        s,
+        "-c:v",
+        "libx264",
+        "-crf",
+        "28",
+        variant("reencoded.mp4").to_str().unwrap(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        s,
+        "-vf",
+        "hflip",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "20",
+        variant("mirrored.mp4").to_str().unwrap(),
+    ]);
+    let want = process(&src, None);
+    for name in ["same.mkv", "reencoded.mp4", "mirrored.mp4"] {
+        let got = process(&variant(name), None);
+        for key in ["pedestrians_per_interval", "vehicles_per_interval"] {
+            assert_eq!(
+                total(&got, key),
+                total(&want, key),
+                "{name} {key}: {got} vs {want}"
+            );
+        }
+    }
+}
