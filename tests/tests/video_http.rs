@@ -25,6 +25,16 @@ fn clip(name: &str) -> Vec<u8> {
     std::fs::read(media(name)).unwrap()
 }
 
+/// POST the clip `name` with `interval` to `path` (`/video`, `/video-streaming`…).
+async fn upload(d: &Daemon, path: &str, name: &str, interval: &str) -> reqwest::Response {
+    Client::new()
+        .post(d.url(path))
+        .multipart(form(Some((name, clip(name))), Some(interval)))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn error_of(res: reqwest::Response, status: StatusCode) -> String {
     assert_eq!(res.status(), status);
     assert_eq!(res.headers()["content-type"], "application/json");
@@ -36,15 +46,7 @@ async fn error_of(res: reqwest::Response, status: StatusCode) -> String {
 async fn video_counts_and_serves_the_annotated_video() {
     let d = Daemon::start(LIMITS).await;
     let c = Client::new();
-    let res = c
-        .post(d.url("/video"))
-        .multipart(form(
-            Some(("cars.mp4", clip("otvision-cars-truck.mp4"))),
-            Some("500"),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let res = upload(&d, "/video", "otvision-cars-truck.mp4", "500").await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     let len = |k: &str| {
@@ -106,12 +108,7 @@ async fn video_counts_and_serves_the_annotated_video() {
 #[tokio::test]
 async fn streaming_sends_one_line_per_sample_as_it_goes() {
     let d = Daemon::start(LIMITS).await;
-    let mut res = Client::new()
-        .post(d.url("/video-streaming"))
-        .multipart(form(Some(("bikes.mp4", clip("bikes.mp4"))), Some("1000")))
-        .send()
-        .await
-        .unwrap();
+    let mut res = upload(&d, "/video-streaming", "bikes.mp4", "1000").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/x-ndjson");
     let (mut buf, mut lines, mut arrivals) = (Vec::new(), Vec::new(), Vec::new());
@@ -285,22 +282,9 @@ async fn a_full_house_answers_503_and_a_waiting_client_can_leave() {
     let d = Daemon::start(LIMITS).await;
     let c = Client::new();
     // A stream nobody reads holds the only job slot (back-pressure).
-    let held = c
-        .post(d.url("/video-streaming"))
-        .multipart(form(Some(("bikes.mp4", clip("bikes.mp4"))), Some("40")))
-        .send()
-        .await
-        .unwrap();
+    let held = upload(&d, "/video-streaming", "bikes.mp4", "40").await;
     assert_eq!(held.status(), StatusCode::OK);
-    let res = c
-        .post(d.url("/video"))
-        .multipart(form(
-            Some(("cars.mp4", clip("otvision-cars-truck.mp4"))),
-            Some("500"),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let res = upload(&d, "/video", "otvision-cars-truck.mp4", "500").await;
     assert_eq!(res.headers()["retry-after"], "5");
     error_of(res, StatusCode::SERVICE_UNAVAILABLE).await;
     drop(held); // the reader leaves: the job is cancelled and its slot freed
@@ -308,15 +292,7 @@ async fn a_full_house_answers_503_and_a_waiting_client_can_leave() {
     // Asynchronous job: 202 at once, then the same body from /jobs/{id}.
     let mut accepted = None;
     for _ in 0..100 {
-        let res = c
-            .post(d.url("/video?wait=false"))
-            .multipart(form(
-                Some(("cars.mp4", clip("otvision-cars-truck.mp4"))),
-                Some("500"),
-            ))
-            .send()
-            .await
-            .unwrap();
+        let res = upload(&d, "/video?wait=false", "otvision-cars-truck.mp4", "500").await;
         if res.status() == StatusCode::ACCEPTED {
             accepted = Some(res.json::<Value>().await.unwrap());
             break;
