@@ -13,4 +13,4 @@ if [[ -z "${WAYSIDE_ES_URL:-}" ]]; then
 fi
 # The end-to-end tests run the binaries as a user would.
 cargo build --workspace --bins
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -2,7 +2,6 @@
 //! thread, and each outlives the request that started it, so a client that
 //! disconnects loses nothing: `GET /jobs/{id}` has the result.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -18,10 +17,15 @@ pub enum JobStatus {
     Failed { code: u16, error: String },
 }
 
+/// Finished jobs kept for `GET /jobs/{id}`; older ones are forgotten so a
+/// box that runs for months does not grow without bound.
+const KEEP_FINISHED: usize = 256;
+
 pub struct Jobs {
     permits: Arc<Semaphore>,
     max: usize,
-    jobs: Mutex<HashMap<String, watch::Receiver<JobStatus>>>,
+    /// Insertion order, so the oldest finished jobs go first.
+    jobs: Mutex<Vec<(String, watch::Receiver<JobStatus>)>>,
 }
 
 impl Jobs {
@@ -29,7 +33,7 @@ impl Jobs {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             max,
-            jobs: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(Vec::new()),
         }
     }
 
@@ -51,11 +55,50 @@ impl Jobs {
     pub fn register(&self) -> (String, watch::Sender<JobStatus>) {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (tx, rx) = watch::channel(JobStatus::Running { progress: 0.0 });
-        self.jobs.lock().expect("jobs lock").insert(id.clone(), rx);
+        let mut jobs = self.jobs.lock().expect("jobs lock");
+        let finished =
+            |rx: &watch::Receiver<JobStatus>| !matches!(*rx.borrow(), JobStatus::Running { .. });
+        let mut excess = jobs
+            .iter()
+            .filter(|(_, rx)| finished(rx))
+            .count()
+            .saturating_sub(KEEP_FINISHED);
+        jobs.retain(|(_, rx)| {
+            let forget = excess > 0 && finished(rx);
+            excess -= usize::from(forget);
+            !forget
+        });
+        jobs.push((id.clone(), rx));
         (id, tx)
     }
 
     pub fn get(&self, id: &str) -> Option<watch::Receiver<JobStatus>> {
-        self.jobs.lock().expect("jobs lock").get(id).cloned()
+        let jobs = self.jobs.lock().expect("jobs lock");
+        jobs.iter().find(|(j, _)| j == id).map(|(_, rx)| rx.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_jobs_are_forgotten_oldest_first_and_running_ones_never() {
+        let jobs = Jobs::new(1);
+        let (running, _keep) = jobs.register();
+        let mut finished = Vec::new();
+        for _ in 0..KEEP_FINISHED + 10 {
+            let (id, tx) = jobs.register();
+            tx.send_replace(JobStatus::Failed {
+                code: 500,
+                error: "x".into(),
+            });
+            finished.push(id);
+        }
+        jobs.register(); // pruning happens on register
+        assert!(jobs.get(&running).is_some());
+        assert!(jobs.get(&finished[0]).is_none());
+        assert!(jobs.get(finished.last().unwrap()).is_some());
+        assert!(jobs.jobs.lock().unwrap().len() <= KEEP_FINISHED + 2);
     }
 }

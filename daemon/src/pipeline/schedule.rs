@@ -119,8 +119,8 @@ mod tests {
     fn frames_off_the_grid_pick_the_nearest() {
         let mut s = Schedule::new(500, 5.0, Some(30.0));
         assert_eq!(s.slot(0).samples, 0..1);
-        assert_eq!(s.slot(467).samples, 0..0);
+        assert!(s.slot(467).samples.is_empty());
         assert_eq!(s.slot(484).samples, 1..2); // within half a frame of 500
-        assert_eq!(s.slot(517).samples, 2..2);
+        assert!(s.slot(517).samples.is_empty());
     }
 }
