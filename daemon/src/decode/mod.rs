@@ -305,8 +305,10 @@ impl Decoder {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(DecodeError::Gst(
-                    "timed out waiting for the first frame".into(),
+                // A local file that yields no frame in this time is broken
+                // (seen with MP4s cut short before their index), not busy.
+                return Err(DecodeError::Corrupt(
+                    "no frame could be decoded (timed out waiting for the first frame)".into(),
                 ));
             }
             let Some(msg) = self.bus.timed_pop_filtered(
@@ -315,12 +317,18 @@ impl Decoder {
                     gst::MessageType::Error,
                     gst::MessageType::AsyncDone,
                     gst::MessageType::Application,
+                    gst::MessageType::Eos,
                 ],
             ) else {
                 continue;
             };
             match msg.view() {
                 gst::MessageView::AsyncDone(_) => break,
+                gst::MessageView::Eos(_) => {
+                    return Err(DecodeError::Corrupt(
+                        "the stream ended before its first frame".into(),
+                    ));
+                }
                 gst::MessageView::Application(app)
                     if app
                         .structure()
