@@ -70,10 +70,12 @@ stop() {
   if [[ -f "$STATE/pid" ]]; then
     local pid
     pid="$(cat "$STATE/pid")"
+    # setsid made it a group leader: the pip entry point starts the real
+    # server as a child, so the whole group is stopped.
     if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
+      kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      kill -9 -- -"$pid" 2>/dev/null || true
     fi
     rm -f "$STATE/pid" "$STATE/url"
     log "stopped"
