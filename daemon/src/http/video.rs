@@ -38,13 +38,23 @@ struct VideoResponse {
     job_id: String,
 }
 
+/// A job admitted and opened, with what must live as long as it runs.
+struct Started {
+    job: Job,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    /// The spooled upload, removed when dropped.
+    upload: tempfile::TempPath,
+    /// Where the annotated MP4 is written, when one was asked for.
+    annotated: Option<std::path::PathBuf>,
+}
+
 /// Admit, spool and open: everything that can refuse the upload with a
 /// status code, before any work or response stream starts.
 async fn start(
     state: &AppState,
     multipart: Result<Multipart, MultipartRejection>,
     annotate: bool,
-) -> Result<(Job, tokio::sync::OwnedSemaphorePermit, tempfile::TempPath), AppError> {
+) -> Result<Started, AppError> {
     let permit = state.jobs.admit()?;
     let up = upload::read(
         multipart,
@@ -52,11 +62,11 @@ async fn start(
         state.config.server.max_upload_bytes,
     )
     .await?;
-    let annotated_video = annotate.then(|| up.file.with_extension("annotated.mp4"));
+    let annotated = annotate.then(|| up.file.with_extension("annotated.mp4"));
     let spec = JobSpec {
         interval_ms: up.interval_ms,
         line: up.line,
-        annotated_video,
+        annotated_video: annotated.clone(),
         sample_jpegs: !annotate,
     };
     let engine = state.engine.clone();
@@ -64,7 +74,12 @@ async fn start(
     let job = tokio::task::spawn_blocking(move || Job::open(engine, &path, spec))
         .await
         .map_err(|e| AppError::internal("opening the video", e))??;
-    Ok((job, permit, up.file))
+    Ok(Started {
+        job,
+        permit,
+        upload: up.file,
+        annotated,
+    })
 }
 
 pub async fn video(
@@ -72,10 +87,15 @@ pub async fn video(
     Query(q): Query<VideoQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
-    let (job, permit, upload) = start(&state, multipart, true).await?;
+    let Started {
+        job,
+        permit,
+        upload,
+        annotated,
+    } = start(&state, multipart, true).await?;
+    let annotated = annotated.expect("annotation was asked for");
     let (id, tx) = state.jobs.register();
     let duration = job.info().duration_ms.unwrap_or(0).max(1) as f32;
-    let annotated = upload.with_extension("annotated.mp4");
     let st = state.clone();
     let job_id = id.clone();
     tokio::task::spawn_blocking(move || {
@@ -192,7 +212,12 @@ pub async fn video_streaming(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
-    let (job, permit, upload) = start(&state, multipart, false).await?;
+    let Started {
+        job,
+        permit,
+        upload,
+        ..
+    } = start(&state, multipart, false).await?;
     let sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
