@@ -1,12 +1,16 @@
-//! Turning raw detector outputs into scored boxes in model-input pixels.
+//! Turning raw detector outputs into scored boxes in model-input pixels, and
+//! the manifest's description of every model's outputs ([`DecodeSpec`]).
 //!
 //! Outputs are matched to strides by their shape rather than their names, so
 //! a re-export that renames or reorders the heads still decodes.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::BBox;
+use crate::runtime::{self, Tensor, TractError};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum DecodeError {
@@ -16,9 +20,16 @@ pub enum DecodeError {
         cells: usize,
         width: usize,
     },
+    #[error("the model's outputs are decoded as {got:?}, which is not {expected}")]
+    Mismatch {
+        expected: &'static str,
+        got: &'static str,
+    },
 }
 
-/// How a detector's outputs are laid out, as written in `models/manifest.toml`.
+/// How a model's outputs are laid out, as written in `models/manifest.toml`
+/// (`[model.output]`, tagged by `decode`). Keys the decoder does not need
+/// (output names, documentation) are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decode", rename_all = "kebab-case")]
 pub enum DecodeSpec {
@@ -33,6 +44,12 @@ pub enum DecodeSpec {
         #[serde(default = "half")]
         center_offset: f32,
     },
+    /// YuNet, OpenCV's face detector: per stride, anchor-free class and
+    /// objectness scores `[1, cells, 1]`, box offsets `[1, cells, 4]` and five
+    /// landmarks `[1, cells, 10]`. Decoded by [`crate::face::decode`].
+    Yunet { strides: Vec<u32> },
+    /// A face embedder: one `[1, dim]` vector ([`crate::face::embed`]).
+    Embedding { dim: usize },
 }
 
 fn half() -> f32 {
@@ -53,7 +70,31 @@ pub struct Output<'a> {
     pub data: &'a [f32],
 }
 
+impl<'a> Output<'a> {
+    /// Views of the tensors [`crate::runtime::Session::run`] returned.
+    pub fn all(tensors: &'a [Arc<Tensor>]) -> Result<Vec<Self>, TractError> {
+        tensors
+            .iter()
+            .map(|t| {
+                Ok(Output {
+                    shape: t.shape(),
+                    data: runtime::f32s(t)?,
+                })
+            })
+            .collect()
+    }
+}
+
 impl DecodeSpec {
+    /// The manifest's `decode` value, for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DecodeSpec::NanodetGfl { .. } => "nanodet-gfl",
+            DecodeSpec::Yunet { .. } => "yunet",
+            DecodeSpec::Embedding { .. } => "embedding",
+        }
+    }
+
     /// All candidates scoring at least `min_score`; boxes in input pixels of
     /// a `width` × `height` model input. `keep` filters class ids early, so
     /// classes nobody counts cost nothing further.
@@ -117,6 +158,10 @@ impl DecodeSpec {
                 }
                 Ok(out)
             }
+            DecodeSpec::Yunet { .. } | DecodeSpec::Embedding { .. } => Err(DecodeError::Mismatch {
+                expected: "an object detector",
+                got: self.name(),
+            }),
         }
     }
 }

@@ -77,6 +77,15 @@ impl Detector {
         classes: ResolvedClassMap,
         config: DetectorConfig,
     ) -> Result<Self, DetectError> {
+        // A face model named as the detector fails here, at start, rather
+        // than on the first frame.
+        if !matches!(decode, DecodeSpec::NanodetGfl { .. }) {
+            return Err(DecodeError::Mismatch {
+                expected: "an object detector",
+                got: decode.name(),
+            }
+            .into());
+        }
         let model = Model::load(path, &[preprocess.input_shape()])?;
         Ok(Self {
             model,
@@ -113,16 +122,7 @@ impl DetectorSession<'_> {
         let tensor = runtime::tensor(&d.preprocess.input_shape(), std::mem::take(&mut self.input))
             .map_err(|e| DetectError::Tensor(e.to_string()))?;
         let outputs = self.session.run(vec![tensor])?;
-        let views = outputs
-            .iter()
-            .map(|t| {
-                Ok(Output {
-                    shape: t.shape(),
-                    data: runtime::f32s(t)?,
-                })
-            })
-            .collect::<Result<Vec<_>, runtime::TractError>>()
-            .map_err(|e| DetectError::Tensor(e.to_string()))?;
+        let views = Output::all(&outputs).map_err(|e| DetectError::Tensor(e.to_string()))?;
         let candidates = d.decode.decode(
             &views,
             d.preprocess.width,

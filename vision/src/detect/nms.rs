@@ -1,19 +1,44 @@
-//! Greedy, class-aware non-maximum suppression.
+//! Greedy, class-aware non-maximum suppression, for object detections and
+//! faces alike (anything that is a scored box: [`Scored`]).
 
 use super::Detection;
+use crate::BBox;
+
+/// What suppression needs to know of a candidate.
+pub trait Scored {
+    fn bbox(&self) -> BBox;
+    fn score(&self) -> f32;
+    /// Whether the two may suppress each other (object detections: the same
+    /// class; single-class detectors: always).
+    fn same_class(&self, other: &Self) -> bool;
+}
+
+impl Scored for Detection {
+    fn bbox(&self) -> BBox {
+        self.bbox
+    }
+
+    fn score(&self) -> f32 {
+        self.score
+    }
+
+    fn same_class(&self, other: &Self) -> bool {
+        self.class_id == other.class_id
+    }
+}
 
 /// Keep the highest-scoring box of each cluster: a box is dropped when it
 /// overlaps an already kept box of the same class by more than `iou_threshold`.
 /// The result is sorted by score, best first.
-pub fn nms(mut candidates: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
+pub fn nms<T: Scored>(mut candidates: Vec<T>, iou_threshold: f32) -> Vec<T> {
     // Descending: keeping the strongest box is the point (tract's own examples
     // sort ascending and keep the weakest).
-    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(candidates.len().min(64));
+    candidates.sort_by(|a, b| b.score().total_cmp(&a.score()));
+    let mut kept: Vec<T> = Vec::with_capacity(candidates.len().min(64));
     for c in candidates {
         let suppressed = kept
             .iter()
-            .any(|k| k.class_id == c.class_id && k.bbox.iou(&c.bbox) > iou_threshold);
+            .any(|k| k.same_class(&c) && k.bbox().iou(&c.bbox()) > iou_threshold);
         if !suppressed {
             kept.push(c);
         }
