@@ -4,13 +4,15 @@
 //!
 //! The flow a frame takes through it: [`frame`] (a borrowed RGB view) →
 //! [`detect`] (letterbox, model, decode, NMS) → [`track`] (ByteTrack) →
-//! [`count`] (per-frame and pass-through counts). [`runtime`] is the only
-//! module that talks to tract.
+//! [`count`] (per-frame and pass-through counts); faces take [`face`]
+//! (detect, align, judge, embed, keep the best per track). [`runtime`] is the
+//! only module that talks to tract.
 
 pub mod annotate;
 pub mod classes;
 pub mod count;
 pub mod detect;
+pub mod face;
 pub mod frame;
 pub mod geometry;
 pub mod runtime;
