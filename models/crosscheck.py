@@ -5,6 +5,9 @@ says (a real photo letterboxed; an aligned face crop for the embedders; a
 rendered plate for the recogniser), runs onnxruntime with one thread, and
 writes <cache>/crosscheck/<model-id>/{input.npy, output_<i>.npy, meta.json}.
 The Rust side loads input.npy, runs tract, and compares with output_<i>.npy.
+For the face detector it also writes opencv_faces.json: what OpenCV's own
+FaceDetectorYN decodes from that same input, the reference for the Rust
+YuNet decoding.
 
 The pre-processing helpers here (letterbox, align, fit_height, normalise) are
 the Python reference for the Rust pre-processing and are reused by
@@ -24,7 +27,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # keep models/ free of __pycache__
 HERE = Path(__file__).resolve().parent
-VERSION = 1  # bump when the inputs below change, so cached tensors are rebuilt
+VERSION = 2  # bump when the inputs below change, so cached tensors are rebuilt
 
 
 def cache_dir_default():
@@ -55,11 +58,26 @@ def letterbox(img, spec):
     return out, s, (dx, dy)
 
 
+def similarity(src, dst):
+    """Umeyama least-squares similarity (rotation, uniform scale, shift) mapping
+    src onto dst, as a 2x3 matrix: what insightface's norm_crop uses
+    (scikit-image SimilarityTransform) and what vision/src/face/align.rs does.
+    OpenCV's estimateAffinePartial2D(LMEDS) fits a subset of the 5 points
+    instead: on obama.jpg its crop embeds at cosine 0.965 to this one."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    s, d = src - src.mean(0), dst - dst.mean(0)
+    var = (s ** 2).sum()
+    a = (s * d).sum() / var
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / var
+    m = np.array([[a, -b, 0.0], [b, a, 0.0]])
+    m[:, 2] = dst.mean(0) - m[:, :2] @ src.mean(0)
+    return m
+
+
 def align(img, kps, spec):
     """Similarity-warp 5 landmarks onto the manifest template (ArcFace 112x112)."""
     tpl = np.array(spec["template"], np.float32) * np.array([spec["width"] / 112, spec["height"] / 112], np.float32)
-    m, _ = cv2.estimateAffinePartial2D(np.asarray(kps, np.float32), tpl, method=cv2.LMEDS)
-    return cv2.warpAffine(img, m, (spec["width"], spec["height"]), borderValue=(0, 0, 0))
+    return cv2.warpAffine(img, similarity(kps, tpl), (spec["width"], spec["height"]), borderValue=(0, 0, 0))
 
 
 def fit_height(img, spec):
@@ -120,27 +138,69 @@ def render_plate(text="A·12345"):
 
 
 def build_input(model, manifest, cache_dir):
-    """Return (input tensor, description of where it came from)."""
+    """Return (input tensor, description of where it came from, extra meta)."""
     media = cache_dir / "media"
     spec = model["input"]
     mid = model["id"]
     if mid in ("detector", "detector-int8"):
-        return prepare(cv2.imread(str(media / "bus.jpg")), spec), "media/bus.jpg letterboxed"
+        return prepare(cv2.imread(str(media / "bus.jpg")), spec), "media/bus.jpg letterboxed", {}
     if mid == "face-detector":
-        return prepare(cv2.imread(str(media / "zidane.jpg")), spec), "media/zidane.jpg letterboxed"
+        return prepare(cv2.imread(str(media / "zidane.jpg")), spec), "media/zidane.jpg letterboxed", {}
     if spec["resize"] == "align-arcface":
         img = cv2.imread(str(media / "obama.jpg"))
         kps = yunet_landmarks(img, cache_dir, manifest)
-        return normalise(align(img, kps, spec), spec), "media/obama.jpg, YuNet landmarks, ArcFace-aligned"
+        # The landmarks let the Rust side check its alignment on the same points.
+        return normalise(align(img, kps, spec), spec), "media/obama.jpg, YuNet landmarks, ArcFace-aligned", \
+            {"landmarks": np.asarray(kps, np.float64).tolist()}
     if mid == "plate-detector":
         return prepare(cv2.imread(str(media / "pexels_double_decker_bus.jpg")), spec), \
-            "media/pexels_double_decker_bus.jpg letterboxed"
+            "media/pexels_double_decker_bus.jpg letterboxed", {}
     if mid == "plate-recognizer":
-        return prepare(render_plate(), spec), "rendered plate 'A 12345' (white on blue, Hershey font)"
+        return prepare(render_plate(), spec), "rendered plate 'A 12345' (white on blue, Hershey font)", {}
     raise ValueError(f"no cross-check input defined for {mid}")
 
 
+YUNET_REF_SCORE = 0.5  # low, so the reference also has the doubtful faces
+
+
+def yunet_reference(model, cache_dir):
+    """OpenCV FaceDetectorYN on the cross-check input (the letterboxed photo,
+    640x640, so OpenCV neither resizes nor pads): decoding and NMS by OpenCV.
+    Rows: x1, y1, x2, y2, 5 x (x, y) landmarks, score; model-input pixels."""
+    out = cache_dir / "crosscheck" / model["id"] / "opencv_faces.json"
+    if out.is_file():
+        old = json.loads(out.read_text())
+        if old.get("model_sha256") == model["sha256"] and old.get("version") == VERSION:
+            return
+    x = np.load(out.parent / "input.npy")
+    img = np.ascontiguousarray(x[0].transpose(1, 2, 0).round().clip(0, 255).astype(np.uint8))  # BGR
+    out_cfg = model["output"]
+    det = cv2.FaceDetectorYN.create(str(cache_dir / model["file"]), "", (img.shape[1], img.shape[0]),
+                                    YUNET_REF_SCORE, out_cfg["nms_iou"], 5000)
+    _, faces = det.detect(img)
+    rows = []
+    for f in (faces if faces is not None else []):
+        x1, y1, w, h = (float(v) for v in f[:4])
+        rows.append([x1, y1, x1 + w, y1 + h] + [float(v) for v in f[4:14]] + [float(f[14])])
+    out.write_text(json.dumps({
+        "model_sha256": model["sha256"],
+        "version": VERSION,
+        "opencv": cv2.__version__,
+        "score_threshold": YUNET_REF_SCORE,
+        "nms_iou": out_cfg["nms_iou"],
+        "faces": rows,
+    }, indent=1) + "\n")
+    print(f"[models] crosscheck {model['id']}: OpenCV FaceDetectorYN found {len(rows)} faces", flush=True)
+
+
 def run_one(model, manifest, cache_dir):
+    rebuilt = run_tensors(model, manifest, cache_dir)
+    if model["output"].get("decode") == "yunet":
+        yunet_reference(model, cache_dir)  # reads the input.npy just written
+    return rebuilt
+
+
+def run_tensors(model, manifest, cache_dir):
     out_dir = cache_dir / "crosscheck" / model["id"]
     meta_path = out_dir / "meta.json"
     model_sha = model["sha256"]
@@ -148,7 +208,7 @@ def run_one(model, manifest, cache_dir):
         meta = json.loads(meta_path.read_text())
         if meta.get("model_sha256") == model_sha and meta.get("version") == VERSION:
             return False
-    x, what = build_input(model, manifest, cache_dir)
+    x, what, extra = build_input(model, manifest, cache_dir)
     sess = session(cache_dir / model["file"])
     iname = sess.get_inputs()[0].name
     outs = sess.run(None, {iname: x})
@@ -165,6 +225,7 @@ def run_one(model, manifest, cache_dir):
         "inputs": [[iname, list(x.shape)]],
         "outputs": [[o.name, list(v.shape)] for o, v in zip(sess.get_outputs(), outs)],
         "onnxruntime_threads": 1,
+        **extra,
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"[models] crosscheck {model['id']}: {what}", flush=True)
