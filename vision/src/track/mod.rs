@@ -10,7 +10,11 @@
 //!    partly occluded object whose score dips keeps its track;
 //! 4. remaining high-score detections are matched to tentative tracks;
 //!    tentative tracks that missed are dropped, established ones become lost;
-//! 5. remaining detections scoring at least `new_track_thresh` start
+//! 5. remaining high-score detections are offered to lost tracks once more,
+//!    by distance instead of IoU ("recovery"): a walker who stops or turns
+//!    behind a lamppost reappears where the filter did not predict, and
+//!    without this stage would start a second track and be counted twice;
+//! 6. remaining detections scoring at least `new_track_thresh` start
 //!    tentative tracks; lost tracks unseen for `track_buffer_ms` are removed.
 //!
 //! Detections only ever match tracks of the same [`crate::Kind`] (and, if
@@ -26,6 +30,7 @@ pub use tracklet::{TrackSnapshot, TrackState};
 
 use crate::{BBox, Detection};
 use assign::{CostMatrix, FORBIDDEN, assign};
+use kalman::KalmanBox;
 use tracklet::Track;
 
 /// Tracker settings. Defaults are ByteTrack's, with time in milliseconds.
@@ -43,13 +48,20 @@ pub struct TrackerConfig {
     pub match_thresh: f32,
     /// Largest `1 - IoU` for a low detection to match a track (0.5: IoU ≥ 0.5).
     pub low_match_thresh: f32,
-    /// Largest `1 - IoU` for a detection to match a tentative track (0.7).
+    /// Largest `1 - IoU` for a detection to match a tentative track (0.8).
     pub tentative_match_thresh: f32,
     /// Consecutive matches before a track is confirmed. Tracks born in the
     /// first frame of a stream are confirmed at once.
     pub min_hits: u32,
     /// How long a lost track is kept for re-identification.
     pub track_buffer_ms: u64,
+    /// Recovery gate at the moment a track is lost: how far (in heights of
+    /// the track's box) a detection's centre may be from the track's last
+    /// seen or predicted centre to take the track over. 0 turns recovery off.
+    pub recover_radius: f32,
+    /// How fast the recovery gate widens while the track stays lost, in box
+    /// heights per second (a walker covers about 0.8 of their height per s).
+    pub recover_speed: f32,
     /// Also require the same class id, not only the same kind. Off by default:
     /// detectors flip between car/truck/bus on the same vehicle.
     pub match_class_id: bool,
@@ -65,9 +77,17 @@ impl Default for TrackerConfig {
             new_track_thresh: 0.5,
             match_thresh: 0.8,
             low_match_thresh: 0.5,
-            tentative_match_thresh: 0.7,
+            // ByteTrack's 0.7 assumes 30 fps; tracking at 5 fps, a cyclist
+            // near the camera moves so far between frames that its new track
+            // never overlapped enough to be confirmed.
+            tentative_match_thresh: 0.8,
             min_hits: 3,
-            track_buffer_ms: 1000,
+            // Walkers in a group hide each other for seconds; with recovery
+            // (below) 3 s brought the vtest.avi count to the hand count, where
+            // 1 s counted 20 % too many (docs/BENCHMARKS.md).
+            track_buffer_ms: 3000,
+            recover_radius: 0.5,
+            recover_speed: 0.8,
             match_class_id: false,
         }
     }
@@ -102,6 +122,14 @@ impl TrackerConfig {
         }
         if self.new_track_thresh < self.track_thresh {
             return err("new_track_thresh", "must be at least track_thresh");
+        }
+        for (field, v) in [
+            ("recover_radius", self.recover_radius),
+            ("recover_speed", self.recover_speed),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(field, "must be a finite number >= 0");
+            }
         }
         if self.min_hits == 0 {
             return err("min_hits", "must be at least 1");
@@ -212,6 +240,12 @@ impl Tracker {
             t_ms,
         );
 
+        // Stage 4: recovery of lost tracks by distance.
+        let lost: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].state == TrackState::Lost)
+            .collect();
+        let new_dets = self.recover(&lost, &new_dets, &predicted, detections, t_ms);
+
         let mut remove = vec![false; self.tracks.len()];
         for i in missed_tentative {
             remove[i] = true;
@@ -237,6 +271,50 @@ impl Tracker {
         }
 
         self.tracks.iter().map(|t| t.snapshot(t_ms)).collect()
+    }
+
+    /// Matches lost `tracks` to `dets` by the distance between centres, in
+    /// heights of the track's box, from whichever of the last seen and the
+    /// predicted box is nearer; the gate widens with the time lost. A match
+    /// restarts the track's filter at the detection: its old velocity is what
+    /// lost it. Returns the detections left.
+    fn recover(
+        &mut self,
+        tracks: &[usize],
+        dets: &[usize],
+        predicted: &[BBox],
+        detections: &[Detection],
+        t_ms: u64,
+    ) -> Vec<usize> {
+        let cfg = &self.config;
+        if cfg.recover_radius <= 0.0 || tracks.is_empty() || dets.is_empty() {
+            return dets.to_vec();
+        }
+        let costs = CostMatrix::from_fn(tracks.len(), dets.len(), |r, c| {
+            let track = &self.tracks[tracks[r]];
+            let det = &detections[dets[c]];
+            let h = track.last_bbox.height();
+            let ratio = det.bbox.height() / h;
+            if det.kind != track.kind || !(1.0 / 1.5..=1.5).contains(&ratio) {
+                return FORBIDDEN;
+            }
+            let lost_s = t_ms.saturating_sub(track.last_seen_ms) as f32 / 1000.0;
+            let gate = h * (cfg.recover_radius + cfg.recover_speed * lost_s);
+            let dist = |b: &BBox| {
+                let ((ax, ay), (bx, by)) = (b.center(), det.bbox.center());
+                (ax - bx).hypot(ay - by)
+            };
+            let d = dist(&track.last_bbox).min(dist(&predicted[tracks[r]]));
+            if d <= gate { d / gate } else { FORBIDDEN }
+        });
+        let result = assign(&costs, 1.0);
+        for &(r, c) in &result.matches {
+            let d = dets[c];
+            let track = &mut self.tracks[tracks[r]];
+            track.kf = KalmanBox::new(&detections[d].bbox);
+            track.matched(&detections[d], d, t_ms, self.config.min_hits);
+        }
+        result.unmatched_cols.iter().map(|&c| dets[c]).collect()
     }
 
     /// Matches `dets` (indices into `detections`) to `tracks` (indices into

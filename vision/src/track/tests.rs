@@ -124,6 +124,76 @@ fn short_occlusion_keeps_the_id() {
     }
 }
 
+/// A walker who stops behind an occluder: the filter carries the track on
+/// at walking pace, so when they step out again 1.4 s later the prediction
+/// is far from them. Returns the id before and the ids after, per frame.
+fn stopped_walker(config: TrackerConfig) -> (Option<u64>, Vec<Option<u64>>) {
+    let mut tr = Tracker::new(config).expect("valid config");
+    let (mut id, mut t) = (None, 0);
+    for f in 0..10 {
+        t = f * 200;
+        id = id_of(
+            &tr.update(&[person(100.0 + 30.0 * f as f32, 300.0, 0.9)], t),
+            0,
+        );
+    }
+    for _ in 0..7 {
+        t += 200;
+        tr.update(&[], t);
+    }
+    // Out again near where they were hidden, now walking back.
+    let after = (0..5)
+        .map(|f| {
+            t += 200;
+            let out = tr.update(&[person(380.0 - 10.0 * f as f32, 300.0, 0.9)], t);
+            assert_eq!(out.len(), 1, "no second track");
+            id_of(&out, 0)
+        })
+        .collect();
+    (id, after)
+}
+
+#[test]
+fn walker_who_stops_while_hidden_keeps_the_id() {
+    let (before, after) = stopped_walker(TrackerConfig::default());
+    assert!(before.is_some());
+    assert!(
+        after.iter().all(|&id| id == before),
+        "{before:?} then {after:?}"
+    );
+    // Without recovery the prediction has walked on and a new track starts
+    // (tentative at first, so not matched to the old id in any frame).
+    let off = TrackerConfig {
+        recover_radius: 0.0,
+        ..TrackerConfig::default()
+    };
+    let (before, after) = stopped_walker(off);
+    assert!(
+        after.iter().all(|&id| id != before),
+        "{before:?} then {after:?}"
+    );
+}
+
+/// Recovery only reaches as far as the gate: someone appearing well away
+/// from where a track was lost is somebody else.
+#[test]
+fn recovery_does_not_take_over_a_distant_newcomer() {
+    let mut tr = tracker();
+    let mut first = None;
+    for f in 0..5 {
+        first = id_of(&tr.update(&[person(100.0, 300.0, 0.9)], f * 200), 0);
+    }
+    tr.update(&[], 1200);
+    // 0.4 s lost: gate 0.5 + 0.8 * 0.4 = 0.82 box heights (66 px); 200 px away.
+    let out = tr.update(&[person(300.0, 300.0, 0.9)], 1200);
+    let lost = out
+        .iter()
+        .find(|t| Some(t.id) == first)
+        .expect("still buffered");
+    assert_eq!(lost.state, TrackState::Lost);
+    assert!(id_of(&out, 0).is_none_or(|id| Some(id) != first), "{out:?}");
+}
+
 #[test]
 fn id_persists_over_100_noisy_frames_with_uneven_spacing() {
     let mut tr = tracker();
@@ -148,11 +218,12 @@ fn ids_are_never_reused_after_a_track_dies() {
     let mut tr = tracker();
     let first = tr.update(&[person(100.0, 100.0, 0.9)], 0)[0].id;
     // Gone for longer than the buffer: removed.
+    let buffer = TrackerConfig::default().track_buffer_ms;
     assert_eq!(tr.update(&[], 500).len(), 1);
-    assert!(tr.update(&[], 1200).is_empty());
+    assert!(tr.update(&[], buffer + 200).is_empty());
     let mut seen = vec![first];
     for f in 0..3u64 {
-        let out = tr.update(&[person(100.0, 100.0, 0.9)], 1300 + f * 100);
+        let out = tr.update(&[person(100.0, 100.0, 0.9)], buffer + 300 + f * 100);
         seen.push(out[0].id);
     }
     assert!(seen[1] > first, "new object, new id: {seen:?}");
@@ -164,18 +235,19 @@ fn low_score_detections_keep_a_track_alive() {
     let run = |low_score: f32| {
         let mut tr = tracker();
         let mut last = Vec::new();
-        for f in 0..30u64 {
+        // 0.5 s seen well, then 4 s (longer than the buffer) of `low_score`.
+        for f in 0..45u64 {
             let score = if f < 5 { 0.9 } else { low_score };
             last = tr.update(&[person(100.0 + 10.0 * f as f32, 100.0, score)], f * 100);
         }
         last
     };
-    // 2.5 s of scores in [low_thresh, track_thresh): matched by stage 2.
+    // Scores in [low_thresh, track_thresh): matched by stage 2.
     let kept = run(0.3);
     assert_eq!(kept.len(), 1);
     assert_eq!(
         (kept[0].id, kept[0].state, kept[0].hits),
-        (1, TrackState::Confirmed, 30)
+        (1, TrackState::Confirmed, 45)
     );
     // Below low_thresh the track is lost and, after the buffer, removed.
     assert!(run(0.05).is_empty());

@@ -65,6 +65,8 @@ pub(super) struct Track {
     class_votes: Vec<(usize, f32)>,
     pub score: f32,
     pub first_bbox: BBox,
+    /// The detection box of the last match.
+    pub last_bbox: BBox,
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
     pub hits: u32,
@@ -86,6 +88,7 @@ impl Track {
             class_votes: vec![(det.class_id, det.score)],
             score: det.score,
             first_bbox: det.bbox,
+            last_bbox: det.bbox,
             first_seen_ms: t_ms,
             last_seen_ms: t_ms,
             hits: 1,
@@ -106,6 +109,7 @@ impl Track {
 
     pub fn matched(&mut self, det: &Detection, index: usize, t_ms: u64, min_hits: u32) {
         self.kf.update(&det.bbox);
+        self.last_bbox = det.bbox;
         self.score = det.score;
         self.last_seen_ms = t_ms;
         self.hits = self.hits.saturating_add(1);
