@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod letterbox;
+pub mod letterboxed;
 pub mod nms;
 
 use std::path::Path;
@@ -11,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::ResolvedClassMap;
-use crate::runtime::{self, Model, RuntimeError, Session};
+use crate::runtime::RuntimeError;
 use crate::{BBox, Kind, RgbFrame};
-use decode::{DecodeError, DecodeSpec, Output};
-use letterbox::{Letterboxer, Preprocess, PreprocessError};
+use decode::{DecodeError, DecodeSpec};
+use letterbox::{Preprocess, PreprocessError};
+use letterboxed::{LetterboxedModel, LetterboxedSession};
 
 /// One detected object in source-frame pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -62,8 +64,7 @@ impl Default for DetectorConfig {
 /// read-only; each inference thread takes its own [`DetectorSession`].
 #[derive(Debug, Clone)]
 pub struct Detector {
-    model: Model,
-    preprocess: Preprocess,
+    model: LetterboxedModel,
     decode: DecodeSpec,
     classes: ResolvedClassMap,
     config: DetectorConfig,
@@ -86,10 +87,8 @@ impl Detector {
             }
             .into());
         }
-        let model = Model::load(path, &[preprocess.input_shape()])?;
         Ok(Self {
-            model,
-            preprocess,
+            model: LetterboxedModel::load(path, preprocess)?,
             decode,
             classes,
             config,
@@ -100,8 +99,6 @@ impl Detector {
         Ok(DetectorSession {
             detector: self,
             session: self.model.session()?,
-            letterbox: Letterboxer::new(self.preprocess.clone()),
-            input: Vec::new(),
         })
     }
 }
@@ -109,24 +106,19 @@ impl Detector {
 /// Per-thread state: tract's run state and the letterbox buffers.
 pub struct DetectorSession<'a> {
     detector: &'a Detector,
-    session: Session,
-    letterbox: Letterboxer,
-    input: Vec<f32>,
+    session: LetterboxedSession,
 }
 
 impl DetectorSession<'_> {
     /// Pedestrian and vehicle candidates of `frame`, best first, in frame pixels.
     pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<Detection>, DetectError> {
         let d = self.detector;
-        let transform = self.letterbox.run(frame, &mut self.input)?;
-        let tensor = runtime::tensor(&d.preprocess.input_shape(), std::mem::take(&mut self.input))
-            .map_err(|e| DetectError::Tensor(e.to_string()))?;
-        let outputs = self.session.run(vec![tensor])?;
-        let views = Output::all(&outputs).map_err(|e| DetectError::Tensor(e.to_string()))?;
+        let ran = self.session.run(frame)?;
+        let input = d.model.preprocess();
         let candidates = d.decode.decode(
-            &views,
-            d.preprocess.width,
-            d.preprocess.height,
+            &ran.views()?,
+            input.width,
+            input.height,
             d.config.min_score,
             |c| d.classes.kind(c).is_some(),
         )?;
@@ -134,7 +126,7 @@ impl DetectorSession<'_> {
             .into_iter()
             .filter_map(|c| {
                 Some(Detection {
-                    bbox: transform.to_source(c.bbox),
+                    bbox: ran.transform.to_source(c.bbox),
                     score: c.score,
                     class_id: c.class_id,
                     kind: d.classes.kind(c.class_id)?,

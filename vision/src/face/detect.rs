@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::FaceError;
 use super::decode::{FaceDetection, decode_yunet};
-use crate::detect::decode::{DecodeError, DecodeSpec, Output};
-use crate::detect::letterbox::{Letterbox, Letterboxer, Preprocess};
+use crate::detect::decode::{DecodeError, DecodeSpec};
+use crate::detect::letterbox::{Letterbox, Preprocess};
+use crate::detect::letterboxed::{LetterboxedModel, LetterboxedSession};
 use crate::detect::nms::nms;
-use crate::runtime::{self, Model, Session};
 use crate::{Detection, Kind, RgbFrame};
 
 /// Thresholds applied after decoding.
@@ -39,8 +39,7 @@ impl Default for FaceDetectorConfig {
 /// each inference thread takes its own [`FaceDetectorSession`].
 #[derive(Debug, Clone)]
 pub struct FaceDetector {
-    model: Model,
-    preprocess: Preprocess,
+    model: LetterboxedModel,
     strides: Vec<u32>,
     config: FaceDetectorConfig,
 }
@@ -61,10 +60,8 @@ impl FaceDetector {
             }
             .into());
         };
-        let model = Model::load(path, &[preprocess.input_shape()])?;
         Ok(Self {
-            model,
-            preprocess,
+            model: LetterboxedModel::load(path, preprocess)?,
             strides,
             config,
         })
@@ -74,8 +71,6 @@ impl FaceDetector {
         Ok(FaceDetectorSession {
             detector: self,
             session: self.model.session()?,
-            letterbox: Letterboxer::new(self.preprocess.clone()),
-            input: Vec::new(),
         })
     }
 }
@@ -83,30 +78,25 @@ impl FaceDetector {
 /// Per-thread state: tract's run state and the letterbox buffers.
 pub struct FaceDetectorSession<'a> {
     detector: &'a FaceDetector,
-    session: Session,
-    letterbox: Letterboxer,
-    input: Vec<f32>,
+    session: LetterboxedSession,
 }
 
 impl FaceDetectorSession<'_> {
     /// The faces in `frame`, best first, in frame pixels.
     pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<FaceDetection>, FaceError> {
         let d = self.detector;
-        let transform = self.letterbox.run(frame, &mut self.input)?;
-        let tensor = runtime::tensor(&d.preprocess.input_shape(), std::mem::take(&mut self.input))
-            .map_err(|e| FaceError::Tensor(e.to_string()))?;
-        let outputs = self.session.run(vec![tensor])?;
-        let views = Output::all(&outputs).map_err(|e| FaceError::Tensor(e.to_string()))?;
+        let ran = self.session.run(frame)?;
+        let input = d.model.preprocess();
         let faces = decode_yunet(
             &d.strides,
-            &views,
-            d.preprocess.width,
-            d.preprocess.height,
+            &ran.views()?,
+            input.width,
+            input.height,
             d.config.min_score,
         )?;
         let faces = faces
             .into_iter()
-            .map(|f| to_source(&transform, f))
+            .map(|f| to_source(&ran.transform, f))
             .filter(|f| f.bbox.area() > 0.0)
             .collect();
         Ok(nms(faces, d.config.nms_iou))

@@ -13,8 +13,9 @@ use serde::Serialize;
 use super::FaceError;
 use crate::RgbFrame;
 use crate::detect::decode::{DecodeError, DecodeSpec};
-use crate::detect::letterbox::{Letterboxer, Preprocess};
-use crate::runtime::{self, Model, Session};
+use crate::detect::letterbox::Preprocess;
+use crate::detect::letterboxed::{LetterboxedModel, LetterboxedSession};
+use crate::runtime;
 
 /// Length of every embedding (API.md: `face_vector` is 512 floats).
 pub const EMBEDDING_DIM: usize = 512;
@@ -63,8 +64,7 @@ impl Embedding {
 /// inference thread takes its own [`EmbedderSession`].
 #[derive(Debug, Clone)]
 pub struct Embedder {
-    model: Model,
-    preprocess: Preprocess,
+    model: LetterboxedModel,
     dim: usize,
 }
 
@@ -86,25 +86,21 @@ impl Embedder {
         if dim > EMBEDDING_DIM {
             return Err(FaceError::EmbeddingSize(dim));
         }
-        let model = Model::load(path, &[preprocess.input_shape()])?;
         Ok(Self {
-            model,
-            preprocess,
+            model: LetterboxedModel::load(path, preprocess)?,
             dim,
         })
     }
 
     /// The model's `[model.input]`, which also says how to align for it.
     pub fn preprocess(&self) -> &Preprocess {
-        &self.preprocess
+        self.model.preprocess()
     }
 
     pub fn session(&self) -> Result<EmbedderSession<'_>, FaceError> {
         Ok(EmbedderSession {
             embedder: self,
             session: self.model.session()?,
-            normalise: Letterboxer::new(self.preprocess.clone()),
-            input: Vec::new(),
         })
     }
 }
@@ -112,30 +108,25 @@ impl Embedder {
 /// Per-thread state: tract's run state and the input buffer.
 pub struct EmbedderSession<'a> {
     embedder: &'a Embedder,
-    session: Session,
-    normalise: Letterboxer,
-    input: Vec<f32>,
+    session: LetterboxedSession,
 }
 
 impl EmbedderSession<'_> {
     /// The embedding of an aligned crop ([`super::align::Aligner::align`]).
     pub fn embed(&mut self, aligned: &RgbImage) -> Result<Embedding, FaceError> {
-        let e = self.embedder;
         let frame = RgbFrame::from_image(aligned)?;
         // The crop already has the input size, so the letterbox is the
         // identity resize followed by the manifest's channel order and
         // normalisation: one implementation of those for every model.
-        self.normalise.run(&frame, &mut self.input)?;
-        let tensor = runtime::tensor(&e.preprocess.input_shape(), std::mem::take(&mut self.input))
-            .map_err(|err| FaceError::Tensor(err.to_string()))?;
-        let outputs = self.session.run(vec![tensor])?;
-        let raw = outputs
+        let ran = self.session.run(&frame)?;
+        let raw = ran
+            .outputs
             .first()
             .map(|t| runtime::f32s(t))
             .transpose()
             .map_err(|err| FaceError::Tensor(err.to_string()))?
             .unwrap_or_default();
-        if raw.len() != e.dim {
+        if raw.len() != self.embedder.dim {
             return Err(FaceError::EmbeddingSize(raw.len()));
         }
         Embedding::from_raw(raw)

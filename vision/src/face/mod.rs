@@ -26,10 +26,9 @@ pub mod quality;
 
 use thiserror::Error;
 
+use crate::detect::DetectError;
 use crate::detect::decode::DecodeError;
-use crate::detect::letterbox::PreprocessError;
 use crate::frame::FrameError;
-use crate::runtime::RuntimeError;
 
 pub use decode::{FaceDetection, Landmarks};
 pub use embed::{EMBEDDING_DIM, Embedding};
@@ -38,15 +37,14 @@ pub use quality::{Quality, QualityConfig};
 
 #[derive(Debug, Error)]
 pub enum FaceError {
+    /// Loading, letterboxing or running a model.
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Model(#[from] DetectError),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
-    Preprocess(#[from] PreprocessError),
-    #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("building or reading a tensor: {0}")]
+    #[error("reading the embedder's output: {0}")]
     Tensor(String),
     #[error("the embedder's [model.input] needs resize = \"align-arcface\" and a 5-point template")]
     Template,

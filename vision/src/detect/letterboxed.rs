@@ -1,0 +1,69 @@
+//! A model fed whole frames through a letterbox: loaded once; per frame,
+//! letterbox, run, and hand back the raw outputs with the transform that maps
+//! them back to the frame. The object detector, the face detector and the
+//! face embedder all start this way.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::DetectError;
+use super::decode::Output;
+use super::letterbox::{Letterbox, Letterboxer, Preprocess};
+use crate::RgbFrame;
+use crate::runtime::{self, Model, Session, Tensor};
+
+/// The model and its `[model.input]`; shared read-only.
+#[derive(Debug, Clone)]
+pub struct LetterboxedModel {
+    model: Model,
+    preprocess: Preprocess,
+}
+
+impl LetterboxedModel {
+    pub fn load(path: &Path, preprocess: Preprocess) -> Result<Self, DetectError> {
+        let model = Model::load(path, &[preprocess.input_shape()])?;
+        Ok(Self { model, preprocess })
+    }
+
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    pub fn session(&self) -> Result<LetterboxedSession, DetectError> {
+        Ok(LetterboxedSession {
+            session: self.model.session()?,
+            letterbox: Letterboxer::new(self.preprocess.clone()),
+            input: Vec::new(),
+        })
+    }
+}
+
+/// Per-thread state: tract's run state and the letterbox buffers.
+pub struct LetterboxedSession {
+    session: Session,
+    letterbox: Letterboxer,
+    input: Vec<f32>,
+}
+
+/// One run's raw outputs and how the frame was fitted into the input.
+pub struct Ran {
+    pub transform: Letterbox,
+    pub outputs: Vec<Arc<Tensor>>,
+}
+
+impl Ran {
+    pub fn views(&self) -> Result<Vec<Output<'_>>, DetectError> {
+        Output::all(&self.outputs).map_err(|e| DetectError::Tensor(e.to_string()))
+    }
+}
+
+impl LetterboxedSession {
+    pub fn run(&mut self, frame: &RgbFrame) -> Result<Ran, DetectError> {
+        let transform = self.letterbox.run(frame, &mut self.input)?;
+        let shape = self.letterbox.spec().input_shape();
+        let tensor = runtime::tensor(&shape, std::mem::take(&mut self.input))
+            .map_err(|e| DetectError::Tensor(e.to_string()))?;
+        let outputs = self.session.run(vec![tensor])?;
+        Ok(Ran { transform, outputs })
+    }
+}
