@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The systemd units (verify, exposure budget) and the Yocto layer (lint,
+# crate list in step with Cargo.lock).
+scripts/check-deploy.sh
 # The Elasticsearch backend's tests run against an ES 8 API emulator
 # (noida-db, pinned); set WAYSIDE_ES_URL yourself to use a real cluster.
 if [[ -z "${WAYSIDE_ES_URL:-}" ]]; then

@@ -96,25 +96,6 @@ impl ServeArgs {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -137,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "listening on http://{local}")?;
         out.flush()?;
     }
-    wayside_data::serve(listener, router, shutdown_signal()).await?;
+    wayside_service::ready();
+    wayside_data::serve(listener, router, wayside_service::shutdown_signal()).await?;
     Ok(())
 }
