@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use wayside_outbox::OutboxConfig;
 use wayside_vision::classes::ClassMap;
 use wayside_vision::count::CountConfig;
 use wayside_vision::detect::DetectorConfig;
+use wayside_vision::face::QualityConfig;
+use wayside_vision::face::detect::FaceDetectorConfig;
+use wayside_vision::face::keeper::KeeperConfig;
 use wayside_vision::track::TrackerConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -21,6 +25,79 @@ pub struct Config {
     pub tracker: TrackerConfig,
     pub count: CountConfig,
     pub classes: ClassMap,
+    pub faces: FacesConfig,
+    pub data_api: DataApiConfig,
+    pub outbox: OutboxConfig,
+}
+
+/// Faces in videos and cameras (docs/FACES.md has the why of each default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FacesConfig {
+    /// Find, embed and forward faces while videos are processed.
+    /// `/face-detect` works either way.
+    pub enabled: bool,
+    /// Manifest id of the face detector.
+    pub detector_model: String,
+    /// Manifest id of the embedder: "face-embedder" or "face-embedder-sface".
+    pub embedder: String,
+    pub detector: FaceDetectorConfig,
+    /// The face tracker (one per stream, apart from the object tracker).
+    pub tracker: TrackerConfig,
+    pub quality: QualityConfig,
+    pub keeper: KeeperConfig,
+    /// The forwarded picture is the face box grown by this fraction of its
+    /// size on each side, so a person sees the head, not a cut-out.
+    pub picture_margin: f32,
+}
+
+impl Default for FacesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            detector_model: "face-detector".into(),
+            embedder: "face-embedder".into(),
+            // Lower than the photo default (0.7) so that ByteTrack's second
+            // stage holds a face through a turned head; the quality gate
+            // still refuses weak faces.
+            detector: FaceDetectorConfig {
+                min_score: 0.5,
+                ..FaceDetectorConfig::default()
+            },
+            tracker: TrackerConfig {
+                track_thresh: 0.7,
+                new_track_thresh: 0.7,
+                ..TrackerConfig::default()
+            },
+            quality: QualityConfig::default(),
+            keeper: KeeperConfig::default(),
+            picture_margin: 0.4,
+        }
+    }
+}
+
+/// The central data API (`wayside-data`): where faces and plates are
+/// forwarded through the outbox, and what `/face-detect` searches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataApiConfig {
+    pub url: String,
+    /// Bound on a search request, connect to last byte; past it the client
+    /// gets 504.
+    pub timeout_ms: u64,
+    /// Bearer token for the data API; the outbox uses it too unless
+    /// `outbox.auth_token` is set.
+    pub auth_token: Option<String>,
+}
+
+impl Default for DataApiConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8090".into(),
+            timeout_ms: 5_000,
+            auth_token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +112,14 @@ pub struct ServerConfig {
     pub max_jobs: usize,
     /// Uploads are spooled here, never held in memory.
     pub spool_dir: PathBuf,
+    /// Photos (`/face-detect`) worked on at once; more wait up to 10 s,
+    /// then get 503 with Retry-After.
+    pub max_photo_jobs: usize,
+    /// Largest photo `/face-detect` takes.
+    pub max_image_bytes: u64,
+    /// Largest photo in pixels (width × height), checked from the header
+    /// before decoding: a small file can declare a huge image.
+    pub max_image_pixels: u64,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +130,9 @@ impl Default for ServerConfig {
             max_upload_bytes: 1 << 30,
             max_jobs: 1,
             spool_dir: PathBuf::from("var/spool"),
+            max_photo_jobs: 2,
+            max_image_bytes: 20 << 20,
+            max_image_pixels: 50_000_000,
         }
     }
 }
@@ -187,6 +275,40 @@ impl Config {
         if s.max_upload_bytes == 0 {
             bail!("server.max_upload_bytes: must be positive");
         }
+        if s.max_photo_jobs == 0 {
+            bail!("server.max_photo_jobs: must be at least 1");
+        }
+        if s.max_image_bytes == 0 {
+            bail!("server.max_image_bytes: must be positive");
+        }
+        let f = &self.faces;
+        if !(f.detector.min_score > 0.0 && f.detector.min_score < 1.0) {
+            bail!(
+                "faces.detector.min_score: must be between 0 and 1, got {}",
+                f.detector.min_score
+            );
+        }
+        f.tracker.validate().context("faces.tracker")?;
+        if !(0.0..=2.0).contains(&f.picture_margin) {
+            bail!(
+                "faces.picture_margin: must be 0..=2, got {}",
+                f.picture_margin
+            );
+        }
+        let d = &self.data_api;
+        if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
+            bail!(
+                "data_api.url: must start with http:// or https://, got {:?}",
+                d.url
+            );
+        }
+        if !(100..=600_000).contains(&d.timeout_ms) {
+            bail!(
+                "data_api.timeout_ms: must be 100..=600000, got {}",
+                d.timeout_ms
+            );
+        }
+        self.outbox.validate()?;
         Ok(())
     }
 }

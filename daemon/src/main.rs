@@ -3,8 +3,10 @@
 
 mod cli;
 mod config;
+mod data_api;
 mod decode;
 mod encode;
+mod forward;
 mod http;
 mod media;
 mod models;
@@ -34,6 +36,9 @@ enum Command {
     Process(cli::process::ProcessArgs),
     /// Detect pedestrians and vehicles in one image and print JSON.
     Detect(cli::detect::DetectArgs),
+    /// Check the configuration file and print it with every default
+    /// filled in; an error names the field.
+    CheckConfig,
     /// Model cache commands.
     Models {
         #[command(subcommand)]
@@ -54,6 +59,11 @@ fn main() -> Result<()> {
         Command::Serve => cli::serve::run(config),
         Command::Process(a) => cli::process::run(&config, a),
         Command::Detect(a) => cli::detect::run(&config, a),
+        Command::CheckConfig => {
+            print!("{}", toml::to_string(&config)?);
+            eprintln!("config ok");
+            Ok(())
+        }
         Command::Models { command } => cli::models::run(&config, command),
     }
 }

@@ -3,8 +3,9 @@
 //! The tests run the binaries that `cargo build --bins` left in the target
 //! directory (`scripts/test.sh` builds them first), exactly as a user would.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -50,28 +51,45 @@ pub fn wayside(args: &[&str]) -> Output {
 
 /// A `wayside serve` process on a free loopback port, killed on drop.
 pub struct Daemon {
-    child: std::process::Child,
+    child: Child,
     pub base: String,
-    _dir: tempfile::TempDir,
+    /// Holds the config, spool, media and (unless the test names its own)
+    /// outbox directories.
+    pub dir: tempfile::TempDir,
 }
 
 impl Daemon {
-    /// Start with `extra` TOML appended to a config whose spool and media
-    /// directories live in a fresh temporary directory.
+    /// Start with `extra` TOML appended to a config whose spool, media and
+    /// outbox directories live in a fresh temporary directory. Lines of
+    /// `extra` before its first table header belong to `[server]`. Faces
+    /// are off unless `extra` has a `[faces]` table (they cost a second
+    /// model per frame, and most tests are about counting); `[outbox]` is
+    /// only written when `extra` has none.
     pub async fn start(extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_in(dir, extra).await
+    }
+
+    /// As [`Daemon::start`], in `dir`: a restart on the same directory
+    /// finds the outbox the last run left.
+    pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> Daemon {
+        let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let config = format!(
+        let mut config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\nspool_dir = \"{spool}\"\n{extra}\n\
              [media]\ndir = \"{media}\"\n",
             spool = dir.path().join("spool").display(),
             media = dir.path().join("media").display(),
         );
+        if !extra.contains("[faces]") {
+            config.push_str("[faces]\nenabled = false\n");
+        }
+        if !extra.contains("[outbox]") {
+            config.push_str(&format!(
+                "[outbox]\ndir = \"{}\"\n",
+                dir.path().join("outbox").display()
+            ));
+        }
         let path = dir.path().join("wayside.toml");
         std::fs::write(&path, config).unwrap();
         let child = Command::new(binary("wayside"))
@@ -79,11 +97,7 @@ impl Daemon {
             .current_dir(workspace())
             .spawn()
             .expect("wayside serve starts");
-        let daemon = Daemon {
-            child,
-            base,
-            _dir: dir,
-        };
+        let daemon = Daemon { child, base, dir };
         let client = reqwest::Client::new();
         for _ in 0..600 {
             if let Ok(r) = client.get(format!("{}/healthz", daemon.base)).send().await
@@ -96,6 +110,19 @@ impl Daemon {
         panic!("wayside serve did not become healthy within 60 s");
     }
 
+    /// SIGKILL, as a power cut would; the directory is handed back.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// Sum of the `/metrics` samples whose line starts with `prefix`.
+    pub async fn metric(&self, prefix: &str) -> u64 {
+        metric(&self.base, prefix).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -106,4 +133,109 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free loopback port (closed again: nothing listens there until a test
+/// starts a server on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Sum of the Prometheus samples at `base/metrics` whose line starts with
+/// `prefix`.
+pub async fn metric(base: &str, prefix: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A `wayside-data serve` process (embedded store), SIGKILLed on drop.
+pub struct DataApi {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+impl DataApi {
+    /// Starts on `listen` (e.g. `127.0.0.1:0`) with `extra` flags, storing in
+    /// `data_dir`; returns once it prints its address.
+    pub fn start(data_dir: &Path, listen: &str, extra: &[&str]) -> DataApi {
+        let mut child = Command::new(binary("wayside-data"))
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wayside-data");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        DataApi {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub async fn metric(&self, prefix: &str) -> u64 {
+        metric(&self.base, prefix).await
+    }
+}
+
+impl Drop for DataApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ffmpeg` quietly (making test media); panics when it fails.
+pub fn ffmpeg(args: &[&str]) {
+    let ok = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(ok.success(), "ffmpeg {args:?}");
+}
+
+/// POSTs the video at `path` to `/video` with `interval_ms`; asserts 200
+/// and returns the answer.
+pub async fn post_video(d: &Daemon, path: &Path, interval_ms: u64) -> serde_json::Value {
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "video",
+            reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name(name),
+        )
+        .text("interval", interval_ms.to_string());
+    let res = reqwest::Client::new()
+        .post(d.url("/video"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }

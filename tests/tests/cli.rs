@@ -80,3 +80,35 @@ fn a_bad_config_names_the_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("detector.nms_iou"), "{stderr}");
 }
+
+/// The configs shipped for deployment (the Yocto layer's defaults) are
+/// accepted, and a bad one is refused with the field named.
+#[test]
+fn check_config_accepts_the_shipped_config_and_names_bad_fields() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../yocto/meta-wayside/recipes-wayside/wayside/files/wayside.toml");
+    let out = wayside(&["--config", shipped.to_str().unwrap(), "check-config"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let full: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(
+        full["outbox"]["dir"].as_str(),
+        Some("/var/lib/wayside/outbox")
+    );
+    assert_eq!(full["faces"]["enabled"].as_bool(), Some(true));
+
+    let dir = tempfile::tempdir().unwrap();
+    for (text, field) in [
+        ("[faces]\npicture_margin = 7.0\n", "faces.picture_margin"),
+        ("[data_api]\nurl = \"ftp://x\"\n", "data_api.url"),
+        ("[outbox]\nmax_records = 0\n", "outbox.max_records"),
+        ("[server]\nmax_photo_jobs = 0\n", "server.max_photo_jobs"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = wayside(&["--config", path.to_str().unwrap(), "check-config"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} was accepted");
+        assert!(stderr.contains(field), "{text}: {stderr}");
+    }
+}

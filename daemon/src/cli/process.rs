@@ -41,6 +41,8 @@ pub fn run(config: &Config, args: ProcessArgs) -> Result<()> {
         line: args.line,
         annotated_video: args.out.clone(),
         sample_jpegs: false,
+        // Faces are forwarded by the daemon, whose outbox outlives a job.
+        sightings: None,
     };
     let job = Job::open(engine, &args.video, spec)
         .with_context(|| format!("opening {}", args.video.display()))?;

@@ -1,15 +1,35 @@
-//! `wayside serve`: the HTTP API until SIGTERM.
+//! `wayside serve`: the HTTP API until SIGTERM, with the outbox forwarding
+//! to the data API beside it.
 
 use anyhow::Result;
+use wayside_outbox::Outbox;
 
 use crate::config::Config;
+use crate::forward::Forwarder;
 use crate::http::{AppState, serve};
 
 pub fn run(config: Config) -> Result<()> {
     let engine = crate::vision::load_engine(&config)?;
-    let state = AppState::new(config, engine)?;
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(serve(state))
+        .build()?;
+    runtime.block_on(async {
+        let mut outbox_config = config.outbox.clone();
+        if outbox_config.auth_token.is_none() {
+            outbox_config.auth_token = config.data_api.auth_token.clone();
+        }
+        let (outbox, forwarding) = Outbox::open(outbox_config, &config.data_api.url)?;
+        let forwarder = Forwarder::new(outbox.clone(), tokio::runtime::Handle::current());
+        let served = serve(AppState::new(config, engine, forwarder)?).await;
+        outbox.shutdown();
+        if tokio::time::timeout(wayside_service::STOP_BUDGET, forwarding)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "outbox: the request in flight did not finish; it is retried at the next start"
+            );
+        }
+        served
+    })
 }

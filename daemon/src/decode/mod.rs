@@ -55,6 +55,9 @@ const QUEUED_FRAMES: u32 = 2;
 /// headers and one decoded frame, so this is generous.
 const PREROLL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often preroll looks at the pipeline's state while no message comes.
+const PREROLL_POLL: Duration = Duration::from_millis(100);
+
 /// How long one appsink pull waits before the bus is checked for errors: an
 /// upstream error pauses the streaming thread without sending EOS, so a
 /// blocking pull would wait forever.
@@ -311,8 +314,9 @@ impl Decoder {
                     "no frame could be decoded (timed out waiting for the first frame)".into(),
                 ));
             }
+            let slice = left.min(PREROLL_POLL);
             let Some(msg) = self.bus.timed_pop_filtered(
-                gst::ClockTime::from_mseconds(left.as_millis() as u64),
+                gst::ClockTime::from_mseconds(slice.as_millis() as u64),
                 &[
                     gst::MessageType::Error,
                     gst::MessageType::AsyncDone,
@@ -320,6 +324,15 @@ impl Decoder {
                     gst::MessageType::Eos,
                 ],
             ) else {
+                // The error that failed the state change does not always
+                // reach the pipeline's bus (seen with a truncated MP4 while
+                // other pipelines ran): ask the pipeline itself.
+                if self.pipeline.state(gst::ClockTime::ZERO).0.is_err() {
+                    self.check_bus()?;
+                    return Err(DecodeError::Corrupt(
+                        "the file could not be read as a video (no playable stream)".into(),
+                    ));
+                }
                 continue;
             };
             match msg.view() {

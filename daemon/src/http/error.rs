@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::data_api::SearchError;
 use crate::decode::DecodeError;
 use crate::pipeline::PipelineError;
 
@@ -61,6 +62,24 @@ impl From<PipelineError> for AppError {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
             }
             _ => Self::internal("processing the video", e),
+        }
+    }
+}
+
+impl From<SearchError> for AppError {
+    fn from(e: SearchError) -> Self {
+        match &e {
+            SearchError::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+            // The data API's word on the question itself (a bad field):
+            // the client's to fix, so it keeps its status.
+            SearchError::Refused { status, message } if (400..500).contains(status) => Self::new(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                format!("data API: {message}"),
+            ),
+            _ => {
+                tracing::warn!("search: {e}");
+                Self::new(StatusCode::BAD_GATEWAY, e.to_string())
+            }
         }
     }
 }

@@ -3,6 +3,9 @@
 
 pub mod error;
 mod jobs;
+mod photo;
+mod search;
+mod stream;
 mod upload;
 mod video;
 
@@ -19,6 +22,8 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::config::Config;
+use crate::data_api::DataApi;
+use crate::forward::Forwarder;
 use crate::media::MediaStore;
 use crate::pipeline::Engine;
 use error::AppError;
@@ -29,11 +34,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub engine: Arc<Engine>,
     pub media: MediaStore,
+    pub forwarder: Forwarder,
+    pub data_api: DataApi,
     jobs: Arc<Jobs>,
+    /// Photos (`/face-detect`) being worked on at once.
+    photo_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    pub fn new(config: Config, engine: Engine) -> Result<Self> {
+    pub fn new(config: Config, engine: Engine, forwarder: Forwarder) -> Result<Self> {
         std::fs::create_dir_all(&config.server.spool_dir).with_context(|| {
             format!(
                 "server.spool_dir: creating {}",
@@ -46,11 +55,16 @@ impl AppState {
             config.media.max_age_days,
         )?;
         let jobs = Arc::new(Jobs::new(config.server.max_jobs));
+        let data_api = DataApi::new(&config.data_api)?;
+        let photo_slots = Arc::new(tokio::sync::Semaphore::new(config.server.max_photo_jobs));
         Ok(Self {
             config: Arc::new(config),
             engine: Arc::new(engine),
             media,
+            forwarder,
+            data_api,
             jobs,
+            photo_slots,
         })
     }
 }
@@ -63,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/video", post(video::video))
         .route("/video-streaming", post(video::video_streaming))
         .route("/jobs/{id}", get(video::job))
+        .route("/face-detect", post(search::face_detect))
+        .route("/licence-plate", post(search::licence_plate))
+        .route("/metrics", get(metrics))
         .route("/media/{name}", get(media))
         .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(
@@ -73,6 +90,29 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     axum::Json(json!({ "status": "ok", "jobs_running": state.jobs.running() })).into_response()
+}
+
+/// Prometheus text: jobs and the outbox's delivery counters.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = format!(
+        "# HELP wayside_jobs_running Video jobs running.\n\
+         # TYPE wayside_jobs_running gauge\n\
+         wayside_jobs_running {}\n",
+        state.jobs.running()
+    );
+    state
+        .forwarder
+        .outbox()
+        .metrics()
+        .write_prometheus(&mut text);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Annotated videos, with Range support for seeking in a browser.
@@ -98,24 +138,9 @@ pub async fn serve(state: AppState) -> Result<()> {
         .await
         .with_context(|| format!("server.listen: cannot bind {addr}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
+    wayside_service::ready();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(wayside_service::shutdown_signal())
         .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: no new work, finishing requests");
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use axum::extract::Multipart;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::http::StatusCode;
+use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempPath};
 use wayside_vision::count::CountingLine;
 
@@ -15,6 +16,9 @@ use super::error::AppError;
 
 pub struct VideoUpload {
     pub file: TempPath,
+    /// Hex sha256 of the video: names its source in the data API, so the
+    /// same video uploaded twice forwards the same records.
+    pub sha256: String,
     pub interval_ms: u64,
     pub line: Option<CountingLine>,
 }
@@ -43,6 +47,7 @@ pub async fn read(
         )
     })?;
     let (mut file, mut interval, mut line) = (None, None, None);
+    let mut hasher = Sha256::new();
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "video" => {
@@ -58,6 +63,7 @@ pub async fn read(
                             format!("video is larger than the limit of {max_bytes} bytes"),
                         ));
                     }
+                    hasher.update(&chunk);
                     handle
                         .write_all(&chunk)
                         .map_err(|e| AppError::internal("spooling the upload", e))?;
@@ -96,7 +102,83 @@ pub async fn read(
         .map_err(|e| AppError::bad_request(format!("line: {e}")))?;
     Ok(VideoUpload {
         file,
+        sha256: hex::encode(hasher.finalize()),
         interval_ms,
         line,
+    })
+}
+
+/// The form of `/face-detect`: the photo, in memory (it is bounded by
+/// `server.max_image_bytes`), and the optional search options.
+pub struct ImageUpload {
+    pub bytes: Vec<u8>,
+    pub k: Option<u64>,
+    pub min_score: Option<f64>,
+}
+
+pub async fn read_image(
+    multipart: Result<Multipart, MultipartRejection>,
+    max_bytes: u64,
+) -> Result<ImageUpload, AppError> {
+    let mut multipart = multipart.map_err(|e| {
+        AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected multipart/form-data: {}", e.body_text()),
+        )
+    })?;
+    let (mut bytes, mut k, mut min_score) = (None, None, None);
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "image" => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if (buf.len() + chunk.len()) as u64 > max_bytes {
+                        return Err(AppError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("image is larger than the limit of {max_bytes} bytes"),
+                        ));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                if buf.is_empty() {
+                    return Err(AppError::bad_request("image is empty"));
+                }
+                bytes = Some(buf);
+            }
+            "k" => k = Some(field.text().await.map_err(multipart_error)?),
+            "min_score" => min_score = Some(field.text().await.map_err(multipart_error)?),
+            _ => {}
+        }
+    }
+    let bytes = bytes
+        .ok_or_else(|| AppError::bad_request("image is required (multipart file field `image`)"))?;
+    let k = k
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|k| *k > 0)
+                .ok_or_else(|| {
+                    AppError::bad_request(format!("k must be a positive integer, got {v:?}"))
+                })
+        })
+        .transpose()?;
+    let min_score = min_score
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|m| (-1.0..=1.0).contains(m))
+                .ok_or_else(|| {
+                    AppError::bad_request(format!(
+                        "min_score must be a number from -1 to 1, got {v:?}"
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok(ImageUpload {
+        bytes,
+        k,
+        min_score,
     })
 }

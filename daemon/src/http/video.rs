@@ -1,12 +1,11 @@
 //! `POST /video`, `POST /video-streaming` and `GET /jobs/{id}` (API.md).
 
-use std::convert::Infallible;
+use std::time::SystemTime;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::AppState;
 use super::error::AppError;
 use super::jobs::JobStatus;
+use super::stream;
 use super::upload;
 use crate::pipeline::{Job, JobSpec, PipelineError, Sample, Summary};
 
@@ -68,6 +68,11 @@ async fn start(
         line: up.line,
         annotated_video: annotated.clone(),
         sample_jpegs: !annotate,
+        sightings: Some(
+            state
+                .forwarder
+                .for_source(format!("upload-{}", &up.sha256[..16]), SystemTime::now()),
+        ),
     };
     let engine = state.engine.clone();
     let path = up.file.to_path_buf();
@@ -218,10 +223,7 @@ pub async fn video_streaming(
         upload,
         ..
     } = start(&state, multipart, false).await?;
-    let sse = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
+    let sse = stream::wants_sse(&headers);
     // Two lines in flight: a slow reader blocks the pipeline, not memory.
     let (tx, rx) = mpsc::channel::<serde_json::Value>(2);
     tokio::task::spawn_blocking(move || {
@@ -239,26 +241,7 @@ pub async fn video_streaming(
         }
         drop(upload);
     });
-    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
-        let v = rx.recv().await?;
-        let text = if sse {
-            format!("data: {v}\n\n")
-        } else {
-            format!("{v}\n")
-        };
-        Some((Ok::<_, Infallible>(Bytes::from(text)), rx))
-    });
-    let content_type = if sse {
-        "text/event-stream"
-    } else {
-        "application/x-ndjson"
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let lines =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
+    Ok(stream::respond(sse, lines))
 }

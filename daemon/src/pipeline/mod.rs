@@ -3,11 +3,12 @@
 //! the `on_sample` callback (the HTTP stream, the CLI's progress bar) and the
 //! returned [`Summary`].
 
+pub mod faces;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use serde::Serialize;
@@ -19,10 +20,14 @@ use wayside_vision::count::{
     CountConfig, CountError, Counter, CountingLine, CountsReport, FrameCounts,
 };
 use wayside_vision::detect::{DetectError, Detector};
+use wayside_vision::face::{FaceEngine, FaceError};
 use wayside_vision::track::{Tracker, TrackerConfig, TrackerConfigError};
 
+use crate::config::FacesConfig;
 use crate::decode::{DecodeError, Decoder, VideoInfo};
 use crate::encode::{EncodeError, Encoder};
+use crate::forward::Sightings;
+use faces::FaceStage;
 use schedule::Schedule;
 
 #[derive(Debug, Error)]
@@ -33,6 +38,8 @@ pub enum PipelineError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Detect(#[from] DetectError),
+    #[error(transparent)]
+    Face(#[from] FaceError),
     #[error(transparent)]
     Count(#[from] CountError),
     #[error(transparent)]
@@ -50,6 +57,8 @@ pub enum PipelineError {
 /// Everything loaded once at start and shared by all jobs.
 pub struct Engine {
     pub detector: Detector,
+    pub faces: FaceEngine,
+    pub faces_config: FacesConfig,
     pub classes: ResolvedClassMap,
     pub tracker: TrackerConfig,
     pub count: CountConfig,
@@ -60,7 +69,6 @@ pub struct Engine {
 }
 
 /// What one job asks for.
-#[derive(Debug, Clone)]
 pub struct JobSpec {
     pub interval_ms: u64,
     pub line: Option<CountingLine>,
@@ -68,6 +76,9 @@ pub struct JobSpec {
     pub annotated_video: Option<PathBuf>,
     /// Attach a JPEG of each annotated sample frame.
     pub sample_jpegs: bool,
+    /// Where kept faces go; no faces are looked for without it (or with
+    /// `faces.enabled = false`).
+    pub sightings: Option<Sightings>,
 }
 
 /// One sample, emitted once its window has closed so that its pass-through
@@ -90,6 +101,55 @@ pub struct Summary {
     pub duration_ms: u64,
     pub frames_processed: u64,
     pub processing_ms: u64,
+    pub stage_ms: StageTimes,
+    /// Faces kept (one per face track per period) and handed to the outbox.
+    pub faces_forwarded: u32,
+}
+
+/// Where a job's time went, in milliseconds of wall time. Decoding runs in
+/// GStreamer's threads beside the rest, so `decode` is only the time spent
+/// waiting for the next frame (mostly for skipped frames to go by).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageTimes {
+    pub decode: u64,
+    pub detect: u64,
+    /// Tracking and counting.
+    pub track: u64,
+    /// Face detection, tracking, alignment, embedding and forwarding.
+    pub faces: u64,
+    /// Drawing, H.264 encoding and sample JPEGs.
+    pub annotate_encode: u64,
+}
+
+/// Accumulates [`StageTimes`] while a job runs.
+#[derive(Default)]
+struct Stopwatch {
+    decode: Duration,
+    detect: Duration,
+    track: Duration,
+    faces: Duration,
+    annotate_encode: Duration,
+}
+
+impl Stopwatch {
+    /// Runs `f`, adding its wall time to the stage `pick` selects.
+    fn time<T>(&mut self, pick: fn(&mut Self) -> &mut Duration, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        *pick(self) += start.elapsed();
+        out
+    }
+
+    fn times(&self) -> StageTimes {
+        let ms = |d: Duration| d.as_millis() as u64;
+        StageTimes {
+            decode: ms(self.decode),
+            detect: ms(self.detect),
+            track: ms(self.track),
+            faces: ms(self.faces),
+            annotate_encode: ms(self.annotate_encode),
+        }
+    }
 }
 
 /// A sample waiting for its window to close.
@@ -162,6 +222,22 @@ impl Job {
         if let Some(l) = line {
             counter = counter.with_line(l);
         }
+        let mut face_stage = match &spec.sightings {
+            Some(_) if engine.faces_config.enabled => Some(FaceStage::new(
+                &engine.faces,
+                &engine.faces_config,
+                engine.jpeg_quality,
+            )?),
+            _ => None,
+        };
+        let mut faces_forwarded = 0u32;
+        let mut forward = |found: Vec<faces::FaceSighting>| {
+            if let Some(sink) = &spec.sightings {
+                for f in found {
+                    faces_forwarded += u32::from(sink.face(f));
+                }
+            }
+        };
         let mut encoder = match &spec.annotated_video {
             Some(path) => Some(Encoder::create(path, info.width, info.height)?),
             None => None,
@@ -182,7 +258,8 @@ impl Job {
             })
         };
 
-        while let Some(frame) = self.decoder.next_frame()? {
+        let mut watch = Stopwatch::default();
+        while let Some(frame) = watch.time(|w| &mut w.decode, || self.decoder.next_frame())? {
             let t = frame.pts_ms();
             last_pts = t;
             let slot = schedule.slot(t);
@@ -191,15 +268,26 @@ impl Job {
             }
             frames_processed += 1;
             let rgb = frame.rgb();
-            let detections = session.detect(&rgb)?;
-            let tracks = tracker.update(&detections, t);
-            for e in counter.observe(t, &tracks) {
-                match e.kind {
-                    Kind::Pedestrian => passed_ped += 1,
-                    Kind::Vehicle => passed_veh += 1,
-                }
+            let detections = watch.time(|w| &mut w.detect, || session.detect(&rgb))?;
+            let (tracks, now) = watch.time(
+                |w| &mut w.track,
+                || {
+                    let tracks = tracker.update(&detections, t);
+                    for e in counter.observe(t, &tracks) {
+                        match e.kind {
+                            Kind::Pedestrian => passed_ped += 1,
+                            Kind::Vehicle => passed_veh += 1,
+                        }
+                    }
+                    (tracks, counter.frame_counts(&detections))
+                },
+            );
+            if let Some(stage) = face_stage.as_mut() {
+                let people = detections.iter().any(|d| d.kind == Kind::Pedestrian);
+                let found = watch.time(|w| &mut w.faces, || stage.observe(&rgb, t, people))?;
+                watch.time(|w| &mut w.faces, || forward(found));
             }
-            let now = counter.frame_counts(&detections);
+            let annotate_start = Instant::now();
             let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
             let drawn = (encoder.is_some() || wants_jpeg).then(|| {
                 let mut img =
@@ -226,6 +314,7 @@ impl Job {
                 (Some(img), true) => Some(encode_jpeg(img, engine.jpeg_quality)?),
                 _ => None,
             };
+            watch.annotate_encode += annotate_start.elapsed();
             for index in slot.samples {
                 let counts = counter.sample(&detections);
                 let next = Pending {
@@ -247,18 +336,24 @@ impl Job {
             return Err(PipelineError::Cancelled);
         }
         if let Some(enc) = encoder {
-            enc.finish()?;
+            watch.time(|w| &mut w.annotate_encode, || enc.finish())?;
+        }
+        if let Some(stage) = face_stage {
+            let found = watch.time(|w| &mut w.faces, || stage.finish())?;
+            watch.time(|w| &mut w.faces, || forward(found));
         }
         Ok(Summary {
             counts: counter.report(),
             duration_ms: info.duration_ms.unwrap_or(last_pts),
             frames_processed,
             processing_ms: self.started.elapsed().as_millis() as u64,
+            stage_ms: watch.times(),
+            faces_forwarded,
         })
     }
 }
 
-fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
+pub(crate) fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let mut out = Vec::with_capacity(64 * 1024);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
         .encode_image(img)

@@ -1,0 +1,129 @@
+//! `POST /face-detect` and `POST /licence-plate` (API.md): turn the question
+//! into a data API search, then stream its matches, best first, with the
+//! seed's field names (`time` in ms, `similar_face` / `car_image`) and the
+//! extensions (`score`, `source`, `captured_at`).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Multipart, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+use wayside_vision::RgbFrame;
+use wayside_vision::face::Face;
+
+use super::error::AppError;
+use super::{AppState, photo, stream, upload};
+
+/// How long a photo waits for an inference slot before the client is told
+/// to come back (503): a queue longer than that helps nobody.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+async fn inference_slot(state: &AppState) -> Result<OwnedSemaphorePermit, AppError> {
+    match tokio::time::timeout(SLOT_WAIT, state.photo_slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(AppError::busy("all photo slots are busy; retry later", 2)),
+    }
+}
+
+pub async fn face_detect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    // Taken before the upload is read, so waiting photos are not all held
+    // in memory at once.
+    let permit = inference_slot(&state).await?;
+    let up = upload::read_image(multipart, state.config.server.max_image_bytes).await?;
+    let max_pixels = state.config.server.max_image_pixels;
+    let engine = state.engine.clone();
+    let face: Face = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let img = photo::decode(&up.bytes, max_pixels)?;
+        let frame = RgbFrame::from_image(&img).map_err(|e| AppError::internal("frame", e))?;
+        engine
+            .faces
+            .session()
+            .and_then(|mut s| s.largest_face(&frame))
+            .map_err(|e| AppError::internal("finding the face", e))?
+            .ok_or_else(|| AppError::bad_request("no face found"))
+    })
+    .await
+    .map_err(|e| AppError::internal("finding the face", e))??;
+    let mut query = json!({ "face_vector": face.embedding });
+    add_options(&mut query, up.k, up.min_score);
+    let results = state.data_api.search("/search-face", &query).await?;
+    Ok(respond(&headers, results, "similar_face"))
+}
+
+#[derive(Deserialize)]
+pub struct PlateRequest {
+    licence_plate: Option<String>,
+    k: Option<u64>,
+    min_score: Option<f64>,
+}
+
+pub async fn licence_plate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PlateRequest>, JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(req) = body.map_err(|e| AppError::new(e.status(), e.body_text()))?;
+    let plate = req
+        .licence_plate
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| AppError::bad_request("Licence plate is required"))?;
+    if req.k == Some(0) {
+        return Err(AppError::bad_request("k must be a positive integer"));
+    }
+    if req.min_score.is_some_and(|m| !(-1.0..=1.0).contains(&m)) {
+        return Err(AppError::bad_request(
+            "min_score must be a number from -1 to 1",
+        ));
+    }
+    let mut query = json!({ "licence_plate": plate });
+    add_options(&mut query, req.k, req.min_score);
+    let results = state
+        .data_api
+        .search("/search-licence-plate", &query)
+        .await?;
+    Ok(respond(&headers, results, "car_image"))
+}
+
+/// The data API's results as the edge API's lines: `time` in ms (the data
+/// API's `time` is "mm:ss"), the picture under the seed's name for it, and
+/// the extensions as the data API gave them.
+fn respond(headers: &HeaderMap, results: Vec<Value>, picture: &str) -> Response {
+    let picture = picture.to_string();
+    let lines = results.into_iter().map(move |r| {
+        let mut line = json!({
+            "time": r["time_ms"],
+            picture.as_str(): r["pic"],
+            "score": r["score"],
+            "source": r["source"],
+            "captured_at": r["captured_at"],
+        });
+        if let Some(plate) = r.get("licence_plate") {
+            line["licence_plate"] = plate.clone();
+        }
+        line
+    });
+    stream::respond(
+        stream::wants_sse(headers),
+        futures_util::stream::iter(lines),
+    )
+}
+
+fn add_options(query: &mut Value, k: Option<u64>, min_score: Option<f64>) {
+    if let Some(k) = k {
+        query["k"] = json!(k);
+    }
+    if let Some(m) = min_score {
+        query["min_score"] = json!(m);
+    }
+}

@@ -1,0 +1,90 @@
+//! POST /licence-plate on the real daemon, asking the real data API: plates
+//! stored in the data API come back as `{time, car_image, …}` lines, exact
+//! match first, an OCR-confused query still finds them, and bad questions
+//! get the seed's errors.
+
+use reqwest::Client;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use wayside_e2e::{Daemon, DataApi, media};
+
+/// Stores a plate read in the data API as the outbox would.
+async fn store_plate(api: &DataApi, id: &str, plate: &str, time_ms: u64, jpeg: &[u8]) -> String {
+    let c = Client::new();
+    let up: Value = c
+        .post(format!("{}/media", api.base))
+        .multipart(Form::new().part("file", Part::bytes(jpeg.to_vec()).file_name("car.jpg")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = up["url"].as_str().expect("media url").to_string();
+    let res = c
+        .post(format!("{}/plates", api.base))
+        .json(
+            &json!({"id": id, "licence_plate": plate, "pic": url, "time_ms": time_ms,
+                      "source": "cam-north", "captured_at": "2026-11-29T08:00:00Z",
+                      "confidence": 0.93}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    url
+}
+
+async fn ask(d: &Daemon, body: &str) -> (u16, Vec<Value>) {
+    let res = Client::new()
+        .post(d.url("/licence-plate"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}")))
+        .collect();
+    (status, lines)
+}
+
+#[tokio::test]
+async fn plates_are_found_through_the_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = DataApi::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let d = Daemon::start(&format!("[data_api]\nurl = \"{}\"\n", api.base)).await;
+    let car = std::fs::read(media("bus.jpg")).unwrap();
+    let pic = store_plate(&api, "p1", "LTZ 1298", 61_500, &car).await;
+    store_plate(&api, "p2", "LTZ 1290", 70_000, &car).await;
+    store_plate(&api, "p3", "KX 4411", 80_000, &car).await;
+
+    let (status, lines) = ask(&d, r#"{"licence_plate": "ltz-1298"}"#).await;
+    assert_eq!(status, 200, "{lines:?}");
+    assert_eq!(lines[0]["time"], 61_500, "{lines:?}");
+    assert_eq!(lines[0]["car_image"], pic);
+    assert_eq!(lines[0]["licence_plate"], "LTZ 1298");
+    assert_eq!(lines[0]["source"], "cam-north");
+    assert!(lines.iter().all(|l| l["licence_plate"] != "KX 4411"));
+
+    // O for 0 and B for 8, as OCR confuses them: still the same car first.
+    let (status, lines) = ask(&d, r#"{"licence_plate": "LTZ 12B8"}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(lines[0]["time"], 61_500, "{lines:?}");
+
+    for (body, want) in [
+        (r#"{}"#, 400),
+        (r#"{"licence_plate": "  "}"#, 400),
+        (r#"{"licence_plate": "A", "k": 0}"#, 400),
+        (r#"not json"#, 400),
+    ] {
+        let (status, lines) = ask(&d, body).await;
+        assert_eq!(status, want, "{body}: {lines:?}");
+        assert!(lines[0]["error"].is_string(), "{body}: {lines:?}");
+    }
+    let (_, lines) = ask(&d, "{}").await;
+    assert_eq!(lines[0]["error"], "Licence plate is required");
+}
