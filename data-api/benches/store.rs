@@ -9,7 +9,9 @@
 //! (random directions: the worst case for any graph index),
 //! `WAYSIDE_BENCH_EF` (comma-separated `ef_search` values to sweep over the
 //! same index; default: the configured one), `WAYSIDE_BENCH_M` and
-//! `WAYSIDE_BENCH_EFC` (override `hnsw_m` / `hnsw_ef_construction`).
+//! `WAYSIDE_BENCH_EFC` (override `hnsw_m` / `hnsw_ef_construction`),
+//! `WAYSIDE_BENCH_EXACT_BELOW` (default 1000; above the size, no index is
+//! built and every search is exact: the reference alone, without the build).
 //!
 //! Besides recall@10 against exact, "identity recall" is reported for the
 //! clustered data: of the query identity's own sightings (at most 10), the
@@ -69,6 +71,10 @@ fn record(h: &Hit) -> usize {
     h.meta.id[1..].parse().expect("bench id")
 }
 
+fn ids(hits: &[Hit]) -> Vec<String> {
+    hits.iter().map(|h| h.meta.id.clone()).collect()
+}
+
 struct Sweep {
     ef: usize,
     times: Vec<Duration>,
@@ -97,6 +103,7 @@ fn main() {
         exact_below: 1000,
         ..SearchConfig::default()
     };
+    cfg.exact_below = env_usize("WAYSIDE_BENCH_EXACT_BELOW").unwrap_or(cfg.exact_below);
     cfg.hnsw_m = env_usize("WAYSIDE_BENCH_M").unwrap_or(cfg.hnsw_m);
     cfg.hnsw_ef_construction = env_usize("WAYSIDE_BENCH_EFC").unwrap_or(cfg.hnsw_ef_construction);
     let efs: Vec<usize> = std::env::var("WAYSIDE_BENCH_EF")
@@ -150,10 +157,19 @@ fn main() {
             "index build"
         );
         let build = t.elapsed(); // the builder runs during ingest too
+        // The graph is dumped once the builder catches up; let that finish
+        // so it does not run under the latency measurements.
+        let t = Instant::now();
+        assert!(
+            store.wait_persisted(Duration::from_secs(3600)),
+            "index dump"
+        );
+        let dump = t.elapsed();
         println!(
-            "n={n}: ingest {ingest_rate:.0} rec/s, index build {:.1} s ({:.0} inserts/s)",
+            "n={n}: ingest {ingest_rate:.0} rec/s, index build {:.1} s ({:.0} inserts/s), dump {:.1} s",
             build.as_secs_f64(),
-            n as f64 / build.as_secs_f64()
+            n as f64 / build.as_secs_f64(),
+            dump.as_secs_f64()
         );
 
         // Sightings per identity, for identity recall.
@@ -225,6 +241,27 @@ fn main() {
             sweep.push(s);
         }
 
+        // Restart: reopen the same data dir; the graph is reloaded, not
+        // rebuilt, and answers exactly as before.
+        let before: Vec<Vec<String>> = qs
+            .iter()
+            .map(|(q, _)| ids(&store.search_faces_blocking(q).expect("ann")))
+            .collect();
+        drop(store);
+        let t = Instant::now();
+        let store = EmbeddedStore::open(dir.path(), cfg.clone()).expect("reopen store");
+        assert!(store.wait_indexed(Duration::from_secs(6 * 3600)), "reload");
+        let reload = t.elapsed();
+        let same = qs
+            .iter()
+            .zip(&before)
+            .filter(|((q, _), b)| ids(&store.search_faces_blocking(q).expect("ann")) == **b)
+            .count();
+        println!(
+            "restart: index ready after {:.1} s (restored {} of {n}); same answers for {same}/{queries} queries",
+            reload.as_secs_f64(),
+            store.index_status().restored
+        );
         println!(
             "exact: p50 {:.2} ms, p99 {:.2} ms, identity recall {:.4}",
             percentile(&exact_t, 0.5),
