@@ -11,15 +11,31 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+fn target_debug() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+        .join("debug")
+}
+
 /// Path of a workspace binary in the dev profile.
 pub fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let path = target.join("debug").join(name);
+    let path = target_debug().join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// Path of a workspace example in the dev profile (`cargo test` builds
+/// the examples of the packages it tests).
+pub fn example(name: &str) -> PathBuf {
+    let path = target_debug().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --examples` first",
         path.display()
     );
     path

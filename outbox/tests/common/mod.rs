@@ -2,44 +2,21 @@
 //! data dir (`wayside_e2e::DataApi`, the harness the end-to-end tests use),
 //! read access to its SQLite store, and the records the tests send.
 //!
-//! The worker example is built on first use with `cargo build` (a no-op
-//! when the workspace is built already, as in CI).
+//! The worker example is the one `cargo test` builds.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use wayside_outbox::{OutboxConfig, Record};
 
-/// Builds `--bin NAME` or `--example NAME` and returns the executable cargo
-/// reports. `--workspace` resolves features as CI's and the usual workspace
-/// builds do, so this reuses their artifacts instead of building variants.
-fn cargo_build(kind: &str, name: &str) -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let out = Command::new(cargo)
-        .args(["build", "--message-format=json", "--workspace", kind, name])
-        .arg("--manifest-path")
-        .arg(manifest)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "cargo build {kind} {name} failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no executable for {name}"))
-}
-
-pub fn worker_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| cargo_build("--example", "outbox_worker"))
+/// The `outbox_worker` example, which `cargo test` builds beside the tests.
+/// (Building it from here with a nested `cargo build` would wait forever on
+/// the artifact directory lock the running `cargo test` holds.)
+pub fn worker_binary() -> PathBuf {
+    wayside_e2e::example("outbox_worker")
 }
 
 /// `(id, pic)` of every row of `table` (`plates` or `faces`) in the data
