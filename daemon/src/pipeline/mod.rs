@@ -283,8 +283,7 @@ impl Job {
                 },
             );
             if let Some(stage) = face_stage.as_mut() {
-                let people = detections.iter().any(|d| d.kind == Kind::Pedestrian);
-                let found = watch.time(|w| &mut w.faces, || stage.observe(&rgb, t, people))?;
+                let found = watch.time(|w| &mut w.faces, || stage.observe(&rgb, t, &detections))?;
                 watch.time(|w| &mut w.faces, || forward(found));
             }
             let annotate_start = Instant::now();
