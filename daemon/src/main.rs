@@ -36,14 +36,23 @@ enum Command {
     Process(cli::process::ProcessArgs),
     /// Detect pedestrians and vehicles in one image and print JSON.
     Detect(cli::detect::DetectArgs),
-    /// Check the configuration file and print it with every default
-    /// filled in; an error names the field.
-    CheckConfig,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Model cache commands.
     Models {
         #[command(subcommand)]
         command: cli::models::ModelsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration file and print it with every default filled
+    /// in; an error names the field and the problem.
+    Check,
 }
 
 fn main() -> Result<()> {
@@ -59,7 +68,10 @@ fn main() -> Result<()> {
         Command::Serve => cli::serve::run(config),
         Command::Process(a) => cli::process::run(&config, a),
         Command::Detect(a) => cli::detect::run(&config, a),
-        Command::CheckConfig => {
+        // Loading validated it already: an error has named the field.
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
             print!("{}", toml::to_string(&config)?);
             eprintln!("config ok");
             Ok(())

@@ -87,7 +87,7 @@ fn a_bad_config_names_the_field() {
 fn check_config_accepts_the_shipped_config_and_names_bad_fields() {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../yocto/meta-wayside/recipes-wayside/wayside/files/wayside.toml");
-    let out = wayside(&["--config", shipped.to_str().unwrap(), "check-config"]);
+    let out = wayside(&["--config", shipped.to_str().unwrap(), "config", "check"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let full: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
@@ -106,7 +106,7 @@ fn check_config_accepts_the_shipped_config_and_names_bad_fields() {
     ] {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, text).unwrap();
-        let out = wayside(&["--config", path.to_str().unwrap(), "check-config"]);
+        let out = wayside(&["--config", path.to_str().unwrap(), "config", "check"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{text} was accepted");
         assert!(stderr.contains(field), "{text}: {stderr}");
