@@ -326,3 +326,30 @@ async fn a_full_house_answers_503_and_a_waiting_client_can_leave() {
     }
     panic!("job did not finish in 60 s");
 }
+
+/// The spool directory full (a 1 MiB tmpfs mounted over it): the upload
+/// gets 507 with a JSON error, the spool is left empty, and the server
+/// keeps serving. Needs root to mount; says so and passes without it.
+#[tokio::test]
+async fn a_full_disk_is_a_507_and_nothing_is_left_behind() {
+    let d = Daemon::start("").await;
+    let spool = d.dir.path().join("spool");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&spool)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED a_full_disk_is_a_507: mounting a tmpfs needs root");
+        return;
+    }
+    // vtest.avi is 8 MB.
+    let res = upload(&d, "/video", "vtest.avi", "1000").await;
+    let msg = error_of(res, StatusCode::INSUFFICIENT_STORAGE).await;
+    assert!(msg.contains("no space left"), "{msg}");
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    let ok = reqwest::get(d.url("/healthz")).await.unwrap().status();
+    let _ = std::process::Command::new("umount").arg(&spool).status();
+    assert!(left.is_empty(), "spool files left behind: {left:?}");
+    assert!(ok.is_success());
+}

@@ -35,6 +35,20 @@ fn multipart_error(e: MultipartError) -> AppError {
     }
 }
 
+/// A full disk is the box's condition, not a bug: say so (507) and keep
+/// serving; anything else is ours (500).
+fn spool_error(e: std::io::Error) -> AppError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        tracing::warn!("spooling an upload: {e}");
+        AppError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "no space left on the box to spool the upload; retry later",
+        )
+    } else {
+        AppError::internal("spooling the upload", e)
+    }
+}
+
 pub async fn read(
     multipart: Result<Multipart, MultipartRejection>,
     spool_dir: &Path,
@@ -51,8 +65,7 @@ pub async fn read(
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "video" => {
-                let tmp = NamedTempFile::new_in(spool_dir)
-                    .map_err(|e| AppError::internal("spooling the upload", e))?;
+                let tmp = NamedTempFile::new_in(spool_dir).map_err(spool_error)?;
                 let (mut handle, path) = tmp.into_parts();
                 let mut written = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
@@ -64,13 +77,9 @@ pub async fn read(
                         ));
                     }
                     hasher.update(&chunk);
-                    handle
-                        .write_all(&chunk)
-                        .map_err(|e| AppError::internal("spooling the upload", e))?;
+                    handle.write_all(&chunk).map_err(spool_error)?;
                 }
-                handle
-                    .flush()
-                    .map_err(|e| AppError::internal("spooling the upload", e))?;
+                handle.flush().map_err(spool_error)?;
                 if written == 0 {
                     return Err(AppError::bad_request("video is empty"));
                 }
