@@ -12,6 +12,9 @@ use wayside_vision::detect::DetectorConfig;
 use wayside_vision::face::QualityConfig;
 use wayside_vision::face::detect::FaceDetectorConfig;
 use wayside_vision::face::keeper::KeeperConfig;
+use wayside_vision::plate::{
+    GrammarConfig, PlateDetectorConfig, RectifyConfig, RegionConfig, VoteConfig,
+};
 use wayside_vision::track::TrackerConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -26,6 +29,7 @@ pub struct Config {
     pub count: CountConfig,
     pub classes: ClassMap,
     pub faces: FacesConfig,
+    pub plates: PlatesConfig,
     pub data_api: DataApiConfig,
     pub outbox: OutboxConfig,
 }
@@ -72,6 +76,53 @@ impl Default for FacesConfig {
             quality: QualityConfig::default(),
             keeper: KeeperConfig::default(),
             picture_margin: 0.4,
+        }
+    }
+}
+
+/// Licence plates of tracked vehicles (docs/PLATES.md has the why of each
+/// default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlatesConfig {
+    /// Read, vote and forward the plates of vehicles in videos and cameras.
+    /// `/licence-plate` searches text and works either way.
+    pub enabled: bool,
+    /// Manifest id of the plate detector.
+    pub detector_model: String,
+    /// Manifest id of the recogniser; its `[model.output]` names the
+    /// dictionary file.
+    pub recognizer: String,
+    /// At most this many vehicles are read per tracked frame: a read costs
+    /// about what the frame's object detection does.
+    pub reads_per_frame: usize,
+    /// A vehicle is read at most this many times: enough frames for a
+    /// vote, without spending a read a frame on a parked vehicle whose
+    /// plate cannot be read.
+    pub max_attempts: u32,
+    /// The forwarded picture is the vehicle box grown by this fraction.
+    pub picture_margin: f32,
+    pub detector: PlateDetectorConfig,
+    pub rectify: RectifyConfig,
+    pub grammar: GrammarConfig,
+    pub region: RegionConfig,
+    pub vote: VoteConfig,
+}
+
+impl Default for PlatesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            detector_model: "plate-detector".into(),
+            recognizer: "plate-recognizer".into(),
+            reads_per_frame: 1,
+            max_attempts: 10,
+            picture_margin: 0.05,
+            detector: PlateDetectorConfig::default(),
+            rectify: RectifyConfig::default(),
+            grammar: GrammarConfig::default(),
+            region: RegionConfig::default(),
+            vote: VoteConfig::default(),
         }
     }
 }
@@ -295,6 +346,31 @@ impl Config {
                 f.picture_margin
             );
         }
+        let p = &self.plates;
+        if !(1..=16).contains(&p.reads_per_frame) {
+            bail!(
+                "plates.reads_per_frame: must be 1..=16, got {}",
+                p.reads_per_frame
+            );
+        }
+        if !(1..=1000).contains(&p.max_attempts) || (p.max_attempts as usize) < p.vote.min_reads {
+            bail!(
+                "plates.max_attempts: must be 1..=1000 and at least plates.vote.min_reads ({}), got {}",
+                p.vote.min_reads,
+                p.max_attempts
+            );
+        }
+        if !(0.0..=1.0).contains(&p.picture_margin) {
+            bail!(
+                "plates.picture_margin: must be 0..=1, got {}",
+                p.picture_margin
+            );
+        }
+        p.detector.validate().context("plates.detector")?;
+        p.rectify.validate().context("plates.rectify")?;
+        p.grammar.validate().context("plates.grammar")?;
+        p.region.validate().context("plates.region")?;
+        p.vote.validate().context("plates.vote")?;
         let d = &self.data_api;
         if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
             bail!(
@@ -339,6 +415,9 @@ mod tests {
             format!("{e:#}").contains("classes: unknown COCO class \"tram\""),
             "{e:#}"
         );
+        let e = parse("[plates.vote]\nmin_reads = 0").unwrap_err();
+        assert!(format!("{e:#}").contains("plates.vote"), "{e:#}");
+        assert!(format!("{e:#}").contains("min_reads"), "{e:#}");
         let e = parse("[detector]\nmin_scor = 0.3").unwrap_err();
         assert!(
             format!("{e:#}").contains("unknown field `min_scor`"),

@@ -1,8 +1,8 @@
-//! Sightings leave the box: each kept face becomes a record in the durable
-//! outbox (`wayside-outbox`), which delivers it to the data API's `/media`
-//! and `/faces` at least once. The record id is derived from what identifies
-//! the sighting (source, track, time), so re-processing the same video or a
-//! retried delivery never stores a face twice.
+//! Sightings leave the box: each kept face and voted plate becomes a record
+//! in the durable outbox (`wayside-outbox`), which delivers it to the data
+//! API's `/media` and `/faces` or `/plates` at least once. The record id is
+//! derived from what identifies the sighting (source, track, time), so
+//! re-processing the same video or a retried delivery never stores one twice.
 
 use std::time::SystemTime;
 
@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 use wayside_outbox::{Accepted, Outbox, Record, record_id};
 
 use crate::pipeline::faces::FaceSighting;
+use crate::pipeline::plates::PlateSighting;
 
 /// The outbox and the runtime its storage thread answers on.
 #[derive(Clone)]
@@ -55,27 +56,46 @@ impl Sightings {
     /// shutdown, disk full) is logged and counted by the outbox, and the job
     /// goes on: its counts do not depend on it.
     pub fn face(&self, s: FaceSighting) -> bool {
-        let track = s.track_id.to_string();
-        let t = s.t_ms.to_string();
-        let id = record_id(&[&self.source, "face", &track, &t]);
-        let captured_at = (self.started + time::Duration::milliseconds(s.t_ms as i64))
-            .format(&Rfc3339)
-            .unwrap_or_default();
+        let id = self.id("face", s.track_id, s.t_ms);
         let body = json!({
             "face_vector": s.vector,
             "time_ms": s.t_ms,
             "source": self.source,
-            "captured_at": captured_at,
+            "captured_at": self.captured_at(s.t_ms),
         });
+        self.enqueue(Record::face(id, body, s.jpeg), s.t_ms)
+    }
+
+    /// Stores the vehicle's voted plate durably, as [`Self::face`] does.
+    pub fn plate(&self, s: PlateSighting) -> bool {
+        let id = self.id("plate", s.track_id, s.t_ms);
+        let body = json!({
+            "licence_plate": s.text,
+            "confidence": s.confidence,
+            "time_ms": s.t_ms,
+            "source": self.source,
+            "captured_at": self.captured_at(s.t_ms),
+        });
+        self.enqueue(Record::plate(id, body, s.jpeg), s.t_ms)
+    }
+
+    fn id(&self, kind: &str, track_id: u64, t_ms: u64) -> String {
+        record_id(&[&self.source, kind, &track_id.to_string(), &t_ms.to_string()])
+    }
+
+    fn captured_at(&self, t_ms: u64) -> String {
+        (self.started + time::Duration::milliseconds(t_ms as i64))
+            .format(&Rfc3339)
+            .unwrap_or_default()
+    }
+
+    fn enqueue(&self, record: Record, t_ms: u64) -> bool {
         let outbox = &self.forwarder.outbox;
-        match self
-            .forwarder
-            .runtime
-            .block_on(outbox.enqueue(Record::face(id, body, s.jpeg)))
-        {
+        let kind = record.kind.as_str();
+        match self.forwarder.runtime.block_on(outbox.enqueue(record)) {
             Ok(Accepted::New | Accepted::AlreadyQueued) => true,
             Err(e) => {
-                tracing::warn!(source = %self.source, t_ms = s.t_ms, "face not forwarded: {e}");
+                tracing::warn!(source = %self.source, t_ms, "{kind} not forwarded: {e}");
                 false
             }
         }

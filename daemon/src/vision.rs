@@ -1,13 +1,14 @@
 //! Loading the vision models named by the config, once, at start.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use wayside_vision::detect::Detector;
 use wayside_vision::face::FaceEngine;
 use wayside_vision::face::detect::FaceDetector;
 use wayside_vision::face::embed::Embedder;
+use wayside_vision::plate::{PlateDetector, PlateEngine, Recognizer};
 
 use crate::config::Config;
-use crate::models::{Manifest, ModelEntry};
+use crate::models::{Manifest, ModelEntry, sha256_file};
 use crate::pipeline::Engine;
 
 /// The manifest entry `id`, checked against its pinned hash.
@@ -54,12 +55,63 @@ pub fn load_faces(config: &Config) -> Result<FaceEngine> {
     FaceEngine::new(detector, embedder, f.quality.clone()).context("faces")
 }
 
+/// The plate detector and recogniser of `[plates]`, with the recogniser's
+/// dictionary (named by its `[model.output]`, pinned like the models: a
+/// dictionary that does not match the model reads every plate wrong).
+pub fn load_plates(config: &Config) -> Result<PlateEngine> {
+    let manifest = Manifest::load(&config.models.manifest)?;
+    let p = &config.plates;
+    let dir = &config.models.dir;
+    let det = verified(&manifest, config, &p.detector_model).context("plates.detector_model")?;
+    let rec = verified(&manifest, config, &p.recognizer).context("plates.recognizer")?;
+    let field = |name: &str| {
+        rec.output
+            .get(name)
+            .and_then(|v| v.as_str())
+            .with_context(|| format!("model {}: [model.output] has no `{name}`", rec.id))
+    };
+    let dict = dir.join(field("dict")?);
+    let pinned = field("dict_sha256")?;
+    let got = sha256_file(&dict)
+        .with_context(|| format!("model {}: cannot read {}", rec.id, dict.display()))?;
+    if !got.eq_ignore_ascii_case(pinned) {
+        bail!(
+            "model {}: {} has sha256 {got}, manifest pins {pinned}",
+            rec.id,
+            dict.display()
+        );
+    }
+    let dict_text = std::fs::read_to_string(&dict)
+        .with_context(|| format!("model {}: reading {}", rec.id, dict.display()))?;
+    let detector = PlateDetector::load(
+        &det.path(dir),
+        det.input.clone(),
+        det.decode_spec()?,
+        p.detector.clone(),
+    )
+    .with_context(|| format!("loading plate detector {}", det.id))?;
+    let recognizer = Recognizer::load(
+        &rec.path(dir),
+        rec.input.clone(),
+        rec.decode_spec()?,
+        &dict_text,
+    )
+    .with_context(|| format!("loading plate recogniser {}", rec.id))?;
+    PlateEngine::new(detector, recognizer, p.rectify.clone(), p.grammar.clone()).context("plates")
+}
+
 /// Everything a video job needs, loaded and validated.
 pub fn load_engine(config: &Config) -> Result<Engine> {
     Ok(Engine {
         detector: load_detector(config)?,
         faces: load_faces(config)?,
         faces_config: config.faces.clone(),
+        plates: if config.plates.enabled {
+            Some(load_plates(config)?)
+        } else {
+            None
+        },
+        plates_config: config.plates.clone(),
         classes: config.classes.resolve()?,
         tracker: config.tracker.clone(),
         count: config.count.clone(),

@@ -78,9 +78,9 @@ impl Daemon {
     /// Start with `extra` TOML appended to a config whose spool, media and
     /// outbox directories live in a fresh temporary directory. Lines of
     /// `extra` before its first table header belong to `[server]`. Faces
-    /// are off unless `extra` has a `[faces]` table (they cost a second
-    /// model per frame, and most tests are about counting); `[outbox]` is
-    /// only written when `extra` has none.
+    /// and plates are off unless `extra` has a `[faces]` or `[plates]`
+    /// table (each costs more models per frame, and most tests are about
+    /// counting); `[outbox]` is only written when `extra` has none.
     pub async fn start(extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir, extra).await
@@ -99,6 +99,9 @@ impl Daemon {
         );
         if !extra.contains("[faces]") {
             config.push_str("[faces]\nenabled = false\n");
+        }
+        if !extra.contains("[plates]") {
+            config.push_str("[plates]\nenabled = false\n");
         }
         if !extra.contains("[outbox]") {
             config.push_str(&format!(
@@ -214,6 +217,31 @@ impl DataApi {
 
     pub async fn metric(&self, prefix: &str) -> u64 {
         metric(&self.base, prefix).await
+    }
+
+    /// Records of `kind` (`faces`, `plates`) in the embedded store.
+    pub async fn records(&self, kind: &str) -> u64 {
+        self.metric(&format!(
+            "wayside_data_store_records{{backend=\"embedded\",kind=\"{kind}\"}}"
+        ))
+        .await
+    }
+
+    /// Polls until the store holds at least `n` records of `kind`; panics
+    /// after `limit`.
+    pub async fn wait_for_records(&self, kind: &str, n: u64, limit: std::time::Duration) {
+        let start = std::time::Instant::now();
+        loop {
+            let got = self.records(kind).await;
+            if got >= n {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the data API has {got} {kind} after {limit:?}, expected {n}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 //! 3 s buffer, so people taking turns on one spot would be one track.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Client;
 use reqwest::multipart::{Form, Part};
@@ -96,24 +96,6 @@ fn faces_config(data_api: &str) -> String {
     format!("[faces]\nenabled = true\n[data_api]\nurl = \"{data_api}\"\n")
 }
 
-/// Polls until the data API stores `n` faces; panics after `limit`.
-async fn wait_for_faces(api: &DataApi, n: u64, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let got = api
-            .metric("wayside_data_store_records{backend=\"embedded\",kind=\"faces\"}")
-            .await;
-        if got >= n {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "the data API has {got} faces after {limit:?}, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn segment(line: &Value) -> usize {
     (line["time"].as_u64().expect("time in ms") / SEGMENT_MS) as usize
 }
@@ -135,7 +117,8 @@ async fn a_face_from_a_video_is_found_by_another_photo() {
         (3..=6).contains(&forwarded),
         "one face per person per segment expected, got {forwarded}"
     );
-    wait_for_faces(&api, forwarded, Duration::from_secs(30)).await;
+    api.wait_for_records("faces", forwarded, Duration::from_secs(30))
+        .await;
 
     // Another photo of Obama: his two segments match, Biden's does not.
     let query = std::fs::read(media("obama3.jpg")).unwrap();
@@ -178,11 +161,7 @@ async fn a_face_from_a_video_is_found_by_another_photo() {
     let again = post_video(&d, &clip, 1000).await;
     assert_eq!(again["faces_forwarded"], v["faces_forwarded"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        api.metric("wayside_data_store_records{backend=\"embedded\",kind=\"faces\"}")
-            .await,
-        forwarded
-    );
+    assert_eq!(api.records("faces").await, forwarded);
 }
 
 /// The data API is down while the video is processed, the daemon is killed
@@ -209,14 +188,10 @@ async fn faces_survive_an_outage_and_a_kill() {
 
     let api = DataApi::start(&tmp.path().join("data"), &format!("127.0.0.1:{port}"), &[]);
     let d = Daemon::start_in(dir, &extra).await;
-    wait_for_faces(&api, forwarded, Duration::from_secs(30)).await;
+    api.wait_for_records("faces", forwarded, Duration::from_secs(30))
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        api.metric("wayside_data_store_records{backend=\"embedded\",kind=\"faces\"}")
-            .await,
-        forwarded,
-        "every face once"
-    );
+    assert_eq!(api.records("faces").await, forwarded, "every face once");
     assert_eq!(d.metric("wayside_outbox_pending").await, 0);
 }
 

@@ -7,7 +7,7 @@ use image::RgbImage;
 use wayside_vision::face::keeper::{BestPerTrack, Kept};
 use wayside_vision::face::{FaceEngine, FaceSession};
 use wayside_vision::track::{TrackState, Tracker};
-use wayside_vision::{BBox, Detection, Kind, RgbFrame};
+use wayside_vision::{Detection, Kind, RgbFrame};
 
 use super::PipelineError;
 use crate::config::FacesConfig;
@@ -80,7 +80,7 @@ impl<'a> FaceStage<'a> {
             let aligned = self.session.align(frame, face)?;
             let q = self.session.quality(face, &aligned);
             if q.passed() {
-                let picture = picture(frame, &face.bbox, self.config.picture_margin);
+                let picture = super::crop(frame, &face.bbox, self.config.picture_margin);
                 self.keeper
                     .offer(t.id, q.value, t_ms, Candidate { aligned, picture });
             }
@@ -128,28 +128,10 @@ fn could_show_a_face(objects: &[Detection], min_face_px: f32) -> bool {
         .any(|d| d.kind == Kind::Pedestrian && d.bbox.height() >= min_face_px * PERSON_TO_FACE)
 }
 
-/// The face box grown by `margin` of its size on every side, clamped to the
-/// frame, copied out.
-fn picture(frame: &RgbFrame, b: &BBox, margin: f32) -> RgbImage {
-    let (w, h) = (frame.width() as f32, frame.height() as f32);
-    let (mx, my) = (b.width() * margin, b.height() * margin);
-    let x1 = (b.x1 - mx).clamp(0.0, w - 1.0) as u32;
-    let y1 = (b.y1 - my).clamp(0.0, h - 1.0) as u32;
-    let x2 = ((b.x2 + mx).clamp(0.0, w) as u32).max(x1 + 1);
-    let y2 = ((b.y2 + my).clamp(0.0, h) as u32).max(y1 + 1);
-    let (cw, ch) = (x2 - x1, y2 - y1);
-    let stride = frame.stride();
-    let data = frame.data();
-    let mut out = Vec::with_capacity((cw * ch * 3) as usize);
-    for y in y1..y2 {
-        let row = y as usize * stride + x1 as usize * 3;
-        out.extend_from_slice(&data[row..row + cw as usize * 3]);
-    }
-    RgbImage::from_raw(cw, ch, out).expect("cw * ch * 3 bytes")
-}
-
 #[cfg(test)]
 mod tests {
+    use wayside_vision::BBox;
+
     use super::*;
 
     fn person(height: f32) -> Detection {

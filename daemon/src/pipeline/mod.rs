@@ -4,6 +4,7 @@
 //! returned [`Summary`].
 
 pub mod faces;
+pub mod plates;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use serde::Serialize;
 use thiserror::Error;
-use wayside_vision::Kind;
 use wayside_vision::annotate::{Overlay, draw_overlay};
 use wayside_vision::classes::ResolvedClassMap;
 use wayside_vision::count::{
@@ -21,13 +21,16 @@ use wayside_vision::count::{
 };
 use wayside_vision::detect::{DetectError, Detector};
 use wayside_vision::face::{FaceEngine, FaceError};
+use wayside_vision::plate::{PlateEngine, PlateError};
 use wayside_vision::track::{Tracker, TrackerConfig, TrackerConfigError};
+use wayside_vision::{BBox, Kind, RgbFrame};
 
-use crate::config::FacesConfig;
+use crate::config::{FacesConfig, PlatesConfig};
 use crate::decode::{DecodeError, Decoder, VideoInfo};
 use crate::encode::{EncodeError, Encoder};
 use crate::forward::Sightings;
 use faces::FaceStage;
+use plates::PlateStage;
 use schedule::Schedule;
 
 #[derive(Debug, Error)]
@@ -40,6 +43,8 @@ pub enum PipelineError {
     Detect(#[from] DetectError),
     #[error(transparent)]
     Face(#[from] FaceError),
+    #[error(transparent)]
+    Plate(#[from] PlateError),
     #[error(transparent)]
     Count(#[from] CountError),
     #[error(transparent)]
@@ -59,6 +64,9 @@ pub struct Engine {
     pub detector: Detector,
     pub faces: FaceEngine,
     pub faces_config: FacesConfig,
+    /// Loaded only when `plates.enabled`: `/licence-plate` searches text.
+    pub plates: Option<PlateEngine>,
+    pub plates_config: PlatesConfig,
     pub classes: ResolvedClassMap,
     pub tracker: TrackerConfig,
     pub count: CountConfig,
@@ -76,8 +84,8 @@ pub struct JobSpec {
     pub annotated_video: Option<PathBuf>,
     /// Attach a JPEG of each annotated sample frame.
     pub sample_jpegs: bool,
-    /// Where kept faces go; no faces are looked for without it (or with
-    /// `faces.enabled = false`).
+    /// Where kept faces and voted plates go; none are looked for without
+    /// it (or with `faces.enabled` / `plates.enabled` false).
     pub sightings: Option<Sightings>,
 }
 
@@ -104,6 +112,8 @@ pub struct Summary {
     pub stage_ms: StageTimes,
     /// Faces kept (one per face track per period) and handed to the outbox.
     pub faces_forwarded: u32,
+    /// Vehicles whose plate was read, voted and handed to the outbox.
+    pub plates_forwarded: u32,
 }
 
 /// Where a job's time went, in milliseconds of wall time. Decoding runs in
@@ -117,6 +127,8 @@ pub struct StageTimes {
     pub track: u64,
     /// Face detection, tracking, alignment, embedding and forwarding.
     pub faces: u64,
+    /// Plate finding, reading, voting and forwarding.
+    pub plates: u64,
     /// Drawing, H.264 encoding and sample JPEGs.
     pub annotate_encode: u64,
 }
@@ -128,6 +140,7 @@ struct Stopwatch {
     detect: Duration,
     track: Duration,
     faces: Duration,
+    plates: Duration,
     annotate_encode: Duration,
 }
 
@@ -147,6 +160,7 @@ impl Stopwatch {
             detect: ms(self.detect),
             track: ms(self.track),
             faces: ms(self.faces),
+            plates: ms(self.plates),
             annotate_encode: ms(self.annotate_encode),
         }
     }
@@ -230,11 +244,26 @@ impl Job {
             )?),
             _ => None,
         };
-        let mut faces_forwarded = 0u32;
-        let mut forward = |found: Vec<faces::FaceSighting>| {
+        let mut plate_stage = match (&spec.sightings, &engine.plates) {
+            (Some(_), Some(plates)) => Some(PlateStage::new(
+                plates,
+                &engine.plates_config,
+                engine.jpeg_quality,
+            )?),
+            _ => None,
+        };
+        let (mut faces_forwarded, mut plates_forwarded) = (0u32, 0u32);
+        let mut forward_faces = |found: Vec<faces::FaceSighting>| {
             if let Some(sink) = &spec.sightings {
                 for f in found {
                     faces_forwarded += u32::from(sink.face(f));
+                }
+            }
+        };
+        let mut forward_plates = |found: Vec<plates::PlateSighting>| {
+            if let Some(sink) = &spec.sightings {
+                for p in found {
+                    plates_forwarded += u32::from(sink.plate(p));
                 }
             }
         };
@@ -284,7 +313,11 @@ impl Job {
             );
             if let Some(stage) = face_stage.as_mut() {
                 let found = watch.time(|w| &mut w.faces, || stage.observe(&rgb, t, &detections))?;
-                watch.time(|w| &mut w.faces, || forward(found));
+                watch.time(|w| &mut w.faces, || forward_faces(found));
+            }
+            if let Some(stage) = plate_stage.as_mut() {
+                let found = watch.time(|w| &mut w.plates, || stage.observe(&rgb, t, &tracks))?;
+                watch.time(|w| &mut w.plates, || forward_plates(found));
             }
             let annotate_start = Instant::now();
             let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
@@ -339,7 +372,11 @@ impl Job {
         }
         if let Some(stage) = face_stage {
             let found = watch.time(|w| &mut w.faces, || stage.finish())?;
-            watch.time(|w| &mut w.faces, || forward(found));
+            watch.time(|w| &mut w.faces, || forward_faces(found));
+        }
+        if let Some(stage) = plate_stage {
+            let found = watch.time(|w| &mut w.plates, || stage.finish())?;
+            watch.time(|w| &mut w.plates, || forward_plates(found));
         }
         Ok(Summary {
             counts: counter.report(),
@@ -348,6 +385,7 @@ impl Job {
             processing_ms: self.started.elapsed().as_millis() as u64,
             stage_ms: watch.times(),
             faces_forwarded,
+            plates_forwarded,
         })
     }
 }
@@ -358,4 +396,24 @@ pub(crate) fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, Pipeli
         .encode_image(img)
         .map_err(|e| PipelineError::Jpeg(e.to_string()))?;
     Ok(out)
+}
+
+/// A box (a face, a vehicle) grown by `margin` of its size on every side,
+/// clamped to the frame, copied out: what a person is shown of a sighting.
+pub(crate) fn crop(frame: &RgbFrame, b: &BBox, margin: f32) -> RgbImage {
+    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    let (mx, my) = (b.width() * margin, b.height() * margin);
+    let x1 = (b.x1 - mx).clamp(0.0, w - 1.0) as u32;
+    let y1 = (b.y1 - my).clamp(0.0, h - 1.0) as u32;
+    let x2 = ((b.x2 + mx).clamp(0.0, w) as u32).max(x1 + 1);
+    let y2 = ((b.y2 + my).clamp(0.0, h) as u32).max(y1 + 1);
+    let (cw, ch) = (x2 - x1, y2 - y1);
+    let stride = frame.stride();
+    let data = frame.data();
+    let mut out = Vec::with_capacity((cw * ch * 3) as usize);
+    for y in y1..y2 {
+        let row = y as usize * stride + x1 as usize * 3;
+        out.extend_from_slice(&data[row..row + cw as usize * 3]);
+    }
+    RgbImage::from_raw(cw, ch, out).expect("cw * ch * 3 bytes")
 }

@@ -248,6 +248,7 @@ fn dilate(src: &[f32], w: u32, h: u32, r: i32) -> Vec<f32> {
 }
 
 /// A photo with a vehicle, and where its plate would be (photo pixels).
+#[derive(Debug, Clone, Copy)]
 pub struct Scene {
     pub name: &'static str,
     pub photo: &'static str,
