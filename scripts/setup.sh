@@ -14,6 +14,8 @@ apt_packages=(
   gstreamer1.0-libav gstreamer1.0-rtsp
   # MQTT broker for telemetry tests, ffmpeg to make test media
   mosquitto mosquitto-clients ffmpeg
+  # the browser the web page's tests drive (WebDriver)
+  chromium chromium-driver
   # real test media (vtest.avi, photos); the CJK font the synthetic plates
   # of the plate tests are drawn with
   opencv-doc fonts-wqy-microhei

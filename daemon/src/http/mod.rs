@@ -6,6 +6,7 @@ mod jobs;
 mod photo;
 mod search;
 mod stream;
+mod ui;
 mod upload;
 mod video;
 
@@ -73,6 +74,9 @@ pub fn router(state: AppState) -> Router {
     // Multipart framing adds a little to the file itself.
     let body_limit = state.config.server.max_upload_bytes.saturating_add(1 << 20);
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
         .route("/healthz", get(healthz))
         .route("/video", post(video::video))
         .route("/video-streaming", post(video::video_streaming))

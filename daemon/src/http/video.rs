@@ -25,6 +25,15 @@ pub struct VideoQuery {
     wait: bool,
 }
 
+/// `/video-streaming?summary=true` (an extension the web page uses): the
+/// annotated video is written too, and the stream ends with one
+/// `{"summary": …}` line holding `/video`'s answer.
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    #[serde(default)]
+    summary: bool,
+}
+
 fn yes() -> bool {
     true
 }
@@ -49,11 +58,13 @@ struct Started {
 }
 
 /// Admit, spool and open: everything that can refuse the upload with a
-/// status code, before any work or response stream starts.
+/// status code, before any work or response stream starts. `annotate`
+/// writes the annotated MP4, `jpegs` attaches a JPEG to each sample.
 async fn start(
     state: &AppState,
     multipart: Result<Multipart, MultipartRejection>,
     annotate: bool,
+    jpegs: bool,
 ) -> Result<Started, AppError> {
     let permit = state.jobs.admit()?;
     let up = upload::read(
@@ -67,7 +78,7 @@ async fn start(
         interval_ms: up.interval_ms,
         line: up.line,
         annotated_video: annotated.clone(),
-        sample_jpegs: !annotate,
+        sample_jpegs: jpegs,
         sightings: Some(
             state
                 .forwarder
@@ -97,7 +108,7 @@ pub async fn video(
         permit,
         upload,
         annotated,
-    } = start(&state, multipart, true).await?;
+    } = start(&state, multipart, true, false).await?;
     let annotated = annotated.expect("annotation was asked for");
     let (id, tx) = state.jobs.register();
     let duration = job.info().duration_ms.unwrap_or(0).max(1) as f32;
@@ -111,27 +122,9 @@ pub async fn video(
             });
             true
         });
-        let status = match outcome {
-            Ok(summary) => match st.media.put(&annotated, "mp4") {
-                Ok(name) => {
-                    let body = VideoResponse {
-                        processed_video_url: format!(
-                            "{}/media/{name}",
-                            st.config.server.public_url.trim_end_matches('/')
-                        ),
-                        summary,
-                        job_id,
-                    };
-                    JobStatus::Done {
-                        result: serde_json::to_value(body).unwrap_or_default(),
-                    }
-                }
-                Err(e) => failed(AppError::internal("storing the annotated video", e)),
-            },
-            Err(e) => {
-                let _ = std::fs::remove_file(&annotated);
-                failed(AppError::from(e))
-            }
+        let status = match answer(&st, outcome, &annotated, job_id) {
+            Ok(result) => JobStatus::Done { result },
+            Err(e) => failed(e),
         };
         tx.send_replace(status);
         drop(upload);
@@ -149,6 +142,36 @@ pub async fn video(
         .get(&id)
         .ok_or_else(|| AppError::internal("job", "vanished"))?;
     finished(rx).await
+}
+
+/// `/video`'s answer for a job that ran: the annotated MP4 moved into the
+/// media store, its URL and the summary.
+fn answer(
+    state: &AppState,
+    outcome: Result<Summary, PipelineError>,
+    annotated: &std::path::Path,
+    job_id: String,
+) -> Result<serde_json::Value, AppError> {
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(annotated);
+            return Err(AppError::from(e));
+        }
+    };
+    let name = state
+        .media
+        .put(annotated, "mp4")
+        .map_err(|e| AppError::internal("storing the annotated video", e))?;
+    let body = VideoResponse {
+        processed_video_url: format!(
+            "{}/media/{name}",
+            state.config.server.public_url.trim_end_matches('/')
+        ),
+        summary,
+        job_id,
+    };
+    Ok(serde_json::to_value(body).unwrap_or_default())
 }
 
 fn failed(e: AppError) -> JobStatus {
@@ -214,6 +237,7 @@ impl From<Sample> for StreamedSample {
 
 pub async fn video_streaming(
     State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
@@ -221,8 +245,8 @@ pub async fn video_streaming(
         job,
         permit,
         upload,
-        ..
-    } = start(&state, multipart, false).await?;
+        annotated,
+    } = start(&state, multipart, q.summary, true).await?;
     let sse = stream::wants_sse(&headers);
     // Two lines in flight: a slow reader blocks the pipeline, not memory.
     let (tx, rx) = mpsc::channel::<serde_json::Value>(2);
@@ -232,12 +256,19 @@ pub async fn video_streaming(
             let line = serde_json::to_value(StreamedSample::from(s)).unwrap_or_default();
             tx.blocking_send(line).is_ok()
         });
-        match outcome {
-            Ok(_) | Err(PipelineError::Cancelled) => {}
-            Err(e) => {
-                let e = AppError::from(e);
-                let _ = tx.blocking_send(json!({ "error": e.message }));
+        let last = match (outcome, annotated) {
+            (Err(PipelineError::Cancelled), _) | (Ok(_), None) => None,
+            (outcome, Some(annotated)) => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                Some(match answer(&state, outcome, &annotated, id) {
+                    Ok(summary) => json!({ "summary": summary }),
+                    Err(e) => json!({ "error": e.message }),
+                })
             }
+            (Err(e), None) => Some(json!({ "error": AppError::from(e).message })),
+        };
+        if let Some(line) = last {
+            let _ = tx.blocking_send(line);
         }
         drop(upload);
     });
