@@ -137,7 +137,8 @@ pub struct DataApiConfig {
     /// gets 504.
     pub timeout_ms: u64,
     /// Bearer token for the data API; the outbox uses it too unless
-    /// `outbox.auth_token` is set.
+    /// `outbox.auth_token` is set. Also `WAYSIDE_DATA_API_TOKEN`, so it can
+    /// live in the unit's 0600 environment file.
     pub auth_token: Option<String>,
 }
 
@@ -171,6 +172,11 @@ pub struct ServerConfig {
     /// Largest photo in pixels (width × height), checked from the header
     /// before decoding: a small file can declare a huge image.
     pub max_image_pixels: u64,
+    /// Bearer tokens accepted on every endpoint but `/healthz` and the web
+    /// page's own files; empty = no auth (a loopback-only box). Also
+    /// `WAYSIDE_AUTH_TOKENS` (comma-separated), so tokens can live in the
+    /// unit's 0600 environment file instead of the readable config.
+    pub auth_tokens: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -184,6 +190,7 @@ impl Default for ServerConfig {
             max_photo_jobs: 2,
             max_image_bytes: 20 << 20,
             max_image_pixels: 50_000_000,
+            auth_tokens: Vec::new(),
         }
     }
 }
@@ -270,6 +277,17 @@ impl Config {
         if let Some(dir) = std::env::var_os("WAYSIDE_MODELS_DIR") {
             config.models.dir = dir.into();
         }
+        if let Ok(token) = std::env::var("WAYSIDE_DATA_API_TOKEN") {
+            config.data_api.auth_token = Some(token.trim().to_string()).filter(|t| !t.is_empty());
+        }
+        if let Ok(tokens) = std::env::var("WAYSIDE_AUTH_TOKENS") {
+            config.server.auth_tokens = tokens
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -331,6 +349,12 @@ impl Config {
         }
         if s.max_image_bytes == 0 {
             bail!("server.max_image_bytes: must be positive");
+        }
+        if let Some(i) = wayside_service::auth::too_short(&s.auth_tokens) {
+            bail!(
+                "server.auth_tokens[{i}]: needs at least {} characters",
+                wayside_service::auth::MIN_TOKEN_LEN
+            );
         }
         let f = &self.faces;
         if !(f.detector.min_score > 0.0 && f.detector.min_score < 1.0) {

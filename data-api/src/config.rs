@@ -195,7 +195,7 @@ impl Config {
         {
             return Err(invalid("public_url", "must start with http:// or https://"));
         }
-        if self.auth_tokens.iter().any(|t| t.trim().len() < 8) {
+        if wayside_service::auth::too_short(&self.auth_tokens).is_some() {
             return Err(invalid(
                 "auth_tokens",
                 "each token needs at least 8 characters",

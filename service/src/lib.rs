@@ -8,6 +8,10 @@
 //! ```
 //!
 //! Outside systemd (`NOTIFY_SOCKET` unset) every notification is a no-op.
+//! [`auth`] is the bearer-token check both services put in front of their
+//! endpoints.
+
+pub mod auth;
 
 use std::time::Duration;
 

@@ -391,3 +391,56 @@ async fn the_page_works_in_a_real_browser() {
     }
     c.close().await.unwrap();
 }
+
+/// A box with tokens: the page loads, a search is refused with the page
+/// asking for the token, and with it the same search goes through (the
+/// token travels as a cookie, which images and videos carry too).
+#[tokio::test]
+async fn the_page_asks_for_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = DataApi::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let d = Daemon::start(&format!(
+        "auth_tokens = [\"roadside-secret-1\"]\n[data_api]\nurl = \"{}\"\n",
+        api.base
+    ))
+    .await;
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&d.url("/")).await.unwrap();
+    tab(&c, "plates").await;
+    c.find(Locator::Css("#plate-text"))
+        .await
+        .unwrap()
+        .send_keys("京A12345")
+        .await
+        .unwrap();
+    click(&c, "#plate-run").await;
+    until(
+        &c,
+        "return !document.getElementById('auth').hidden \
+         && !document.getElementById('plate-error').hidden;",
+        Duration::from_secs(10),
+        "the token prompt",
+    )
+    .await;
+    let error = text(&c, "#plate-error").await;
+    assert!(error.contains("access token"), "{error}");
+    screenshot(&c, "token").await;
+    c.find(Locator::Css("#auth-token"))
+        .await
+        .unwrap()
+        .send_keys("roadside-secret-1")
+        .await
+        .unwrap();
+    click(&c, "#auth button").await;
+    click(&c, "#plate-run").await;
+    until(
+        &c,
+        "return document.getElementById('plate-status').textContent === 'Nothing found.' \
+         && document.getElementById('plate-error').hidden;",
+        Duration::from_secs(10),
+        "the search with the token",
+    )
+    .await;
+    c.close().await.unwrap();
+}

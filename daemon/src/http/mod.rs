@@ -15,12 +15,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+use wayside_service::auth;
 
 use crate::config::Config;
 use crate::data_api::DataApi;
@@ -73,11 +75,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     // Multipart framing adds a little to the file itself.
     let body_limit = state.config.server.max_upload_bytes.saturating_add(1 << 20);
-    Router::new()
-        .route("/", get(ui::index))
-        .route("/ui/app.js", get(ui::script))
-        .route("/ui/app.css", get(ui::style))
-        .route("/healthz", get(healthz))
+    let protected = Router::new()
         .route("/video", post(video::video))
         .route("/video-streaming", post(video::video_streaming))
         .route("/jobs/{id}", get(video::job))
@@ -85,11 +83,52 @@ pub fn router(state: AppState) -> Router {
         .route("/licence-plate", post(search::licence_plate))
         .route("/metrics", get(metrics))
         .route("/media/{name}", get(media))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // The page holds no data: it loads without a token and asks for one.
+    Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
+        .route("/healthz", get(healthz))
+        .merge(protected)
         .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(
             usize::try_from(body_limit).unwrap_or(usize::MAX),
         ))
         .with_state(state)
+}
+
+/// The web page's token travels as this cookie: `<img>` and `<video>`
+/// cannot send an `Authorization` header.
+pub const TOKEN_COOKIE: &str = "wayside_token";
+
+/// With `server.auth_tokens` set, a request needs one of them, as
+/// `Authorization: Bearer <token>` or in the page's cookie.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::bearer);
+    let cookie = || {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='))
+    };
+    if auth::allows(&state.config.server.auth_tokens, bearer.or_else(cookie)) {
+        next.run(req).await
+    } else {
+        let mut res = AppError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token")
+            .into_response();
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        res
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
+use wayside_service::auth;
 
 use crate::config::Config;
 use crate::error::AppError;
@@ -105,27 +106,16 @@ pub fn media_link(base: &str, pic: &str) -> String {
 
 /// Requires `Authorization: Bearer <token>` when tokens are configured.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let tokens = &state.cfg.auth_tokens;
-    if tokens.is_empty() {
-        return next.run(req).await;
-    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let ok = presented.is_some_and(|p| tokens.iter().any(|t| constant_time_eq(p, t)));
-    if ok {
+        .and_then(auth::bearer);
+    if auth::allows(&state.cfg.auth_tokens, presented) {
         next.run(req).await
     } else {
         AppError::Unauthorized.into_response()
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

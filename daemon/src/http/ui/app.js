@@ -36,6 +36,10 @@ async function streamLines(url, init, onLine) {
   } catch (e) {
     throw new Error("The box did not answer (" + e.message + "). Is it running?");
   }
+  if (res.status === 401) {
+    $("auth").hidden = false;
+    throw new Error("this box needs an access token: enter it above, then try again.");
+  }
   if (!res.ok) {
     let message = res.statusText;
     try {
@@ -60,6 +64,15 @@ async function streamLines(url, init, onLine) {
     if (done) break;
   }
 }
+
+// The token goes into a cookie, not a header: the annotated frames, videos
+// and pictures the page shows are loaded by the browser itself.
+$("auth").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const token = $("auth-token").value.trim();
+  document.cookie = "wayside_token=" + token + "; path=/; SameSite=Strict";
+  $("auth").hidden = true;
+});
 
 function clock(ms) {
   const s = Math.floor(ms / 1000);
