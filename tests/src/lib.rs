@@ -283,3 +283,30 @@ pub async fn post_video(d: &Daemon, path: &Path, interval_ms: u64) -> serde_json
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
+
+/// A vehicle waiting with a readable plate `plate`, 15 frames at 5 fps
+/// (3 s), H.264 in MP4, in `dir`: a synthetic plate of the vision crate's
+/// accuracy test on the Madrid minibus of bus.jpg, with the two men beside
+/// it (`plate_clip` example; each frame its own pose, light and noise).
+pub fn plate_clip(dir: &Path, plate: &str) -> PathBuf {
+    let frames = dir.join("frames");
+    let ok = Command::new(example("plate_clip"))
+        .arg(&frames)
+        .args([plate, "15"])
+        .status()
+        .expect("plate_clip runs");
+    assert!(ok.success(), "plate_clip failed");
+    let clip = dir.join("plate.mp4");
+    ffmpeg(&[
+        "-framerate",
+        "5",
+        "-i",
+        &frames.join("frame_%03d.png").display().to_string(),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        &clip.display().to_string(),
+    ]);
+    clip
+}

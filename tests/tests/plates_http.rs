@@ -5,13 +5,12 @@
 //! exact match first, an OCR-confused query still finds them, and bad
 //! questions get the seed's errors.
 
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Client;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use wayside_e2e::{Daemon, DataApi, example, ffmpeg, media, post_video};
+use wayside_e2e::{Daemon, DataApi, media, plate_clip, post_video};
 
 /// Stores a plate read in the data API as the outbox would.
 async fn store_plate(api: &DataApi, id: &str, plate: &str, time_ms: u64, jpeg: &[u8]) -> String {
@@ -92,32 +91,6 @@ async fn plates_are_found_through_the_daemon() {
     }
     let (_, lines) = ask(&d, "{}").await;
     assert_eq!(lines[0]["error"], "Licence plate is required");
-}
-
-/// A vehicle waiting with a readable plate, 15 frames at 5 fps (3 s): a
-/// synthetic plate of the vision crate's accuracy test on the Madrid
-/// minibus of bus.jpg (`plate_clip` example), H.264 in MP4.
-fn plate_clip(dir: &std::path::Path, plate: &str) -> std::path::PathBuf {
-    let frames = dir.join("frames");
-    let ok = Command::new(example("plate_clip"))
-        .arg(&frames)
-        .args([plate, "15"])
-        .status()
-        .expect("plate_clip runs");
-    assert!(ok.success(), "plate_clip failed");
-    let clip = dir.join("car.mp4");
-    ffmpeg(&[
-        "-framerate",
-        "5",
-        "-i",
-        &frames.join("frame_%03d.png").display().to_string(),
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        &clip.display().to_string(),
-    ]);
-    clip
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use wayside_e2e::{Daemon, DataApi, example, ffmpeg, free_port, media};
+use wayside_e2e::{Daemon, DataApi, free_port, media, plate_clip};
 
 /// chromedriver on a free port, killed on drop.
 struct Driver {
@@ -142,36 +142,11 @@ async fn fits(c: &Client) -> bool {
         == Value::Bool(true)
 }
 
-/// The minibus of bus.jpg with a synthetic plate and the two men beside it
-/// (their faces are big enough to forward), 15 frames at 5 fps.
-fn clip(dir: &Path, plate: &str) -> PathBuf {
-    let frames = dir.join("frames");
-    let ok = Command::new(example("plate_clip"))
-        .arg(&frames)
-        .args([plate, "15"])
-        .status()
-        .expect("plate_clip runs");
-    assert!(ok.success());
-    let clip = dir.join("street.mp4");
-    ffmpeg(&[
-        "-framerate",
-        "5",
-        "-i",
-        &frames.join("frame_%03d.png").display().to_string(),
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        &clip.display().to_string(),
-    ]);
-    clip
-}
-
 #[tokio::test]
 async fn the_page_works_in_a_real_browser() {
     const PLATE: &str = "苏E5B208";
     let tmp = tempfile::tempdir().unwrap();
-    let video = clip(tmp.path(), PLATE);
+    let video = plate_clip(tmp.path(), PLATE);
     let api = DataApi::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let d = Daemon::start(&format!(
         "[faces]\nenabled = true\n[plates]\nenabled = true\n[data_api]\nurl = \"{}\"\n",
