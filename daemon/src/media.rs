@@ -41,11 +41,12 @@ impl MediaStore {
     }
 
     /// The file behind a media name, if the name is one of ours and exists.
-    /// Only `<64 hex>.<ext>` is accepted: no paths, no traversal.
+    /// Only `<64 hex>.<ext>` is accepted: no paths, no traversal; and only a
+    /// regular file, never a symlink (which could point anywhere).
     pub fn path(&self, name: &str) -> Option<PathBuf> {
         valid_name(name)
             .then(|| self.dir.join(name))
-            .filter(|p| p.is_file())
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
     }
 
     fn sweep(&self) -> Result<()> {
@@ -103,6 +104,20 @@ mod tests {
         assert!(!valid_name(&format!("../{h}.mp4")));
         assert!(!valid_name(&format!("{h}.mp4/..")));
         assert!(!valid_name(&format!("{h}.exe")));
+    }
+
+    #[test]
+    fn symlinks_are_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::open(dir.path(), 1 << 20, 30).unwrap();
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "not media").unwrap();
+        let name = format!("{}.jpg", "b".repeat(64));
+        std::os::unix::fs::symlink(&secret, dir.path().join(&name)).unwrap();
+        assert_eq!(store.path(&name), None);
+        let real = format!("{}.jpg", "c".repeat(64));
+        std::fs::write(dir.path().join(&real), "jpeg").unwrap();
+        assert_eq!(store.path(&real), Some(dir.path().join(&real)));
     }
 
     #[test]
