@@ -14,6 +14,9 @@ use wayside_vision::face::detect::FaceDetectorConfig;
 use wayside_vision::face::keeper::KeeperConfig;
 use wayside_vision::track::TrackerConfig;
 
+use crate::camera::CameraConfig;
+use crate::mqtt::MqttConfig;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -28,6 +31,10 @@ pub struct Config {
     pub faces: FacesConfig,
     pub data_api: DataApiConfig,
     pub outbox: OutboxConfig,
+    pub mqtt: MqttConfig,
+    /// `[[camera]]` tables (camera/mod.rs).
+    #[serde(rename = "camera", skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<CameraConfig>,
 }
 
 /// Faces in videos and cameras (docs/FACES.md has the why of each default).
@@ -309,6 +316,8 @@ impl Config {
             );
         }
         self.outbox.validate()?;
+        self.mqtt.validate()?;
+        crate::camera::validate(&self.cameras)?;
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ use tower_http::services::ServeFile;
 use crate::config::Config;
 use crate::data_api::DataApi;
 use crate::forward::Forwarder;
+use crate::live::Live;
 use crate::media::MediaStore;
 use crate::pipeline::Engine;
 use error::AppError;
@@ -39,6 +40,8 @@ pub struct AppState {
     jobs: Arc<Jobs>,
     /// Photos (`/face-detect`) being worked on at once.
     photo_slots: Arc<tokio::sync::Semaphore>,
+    /// Cameras and MQTT, for `/healthz` and `/metrics`.
+    pub live: Arc<Live>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             data_api,
             jobs,
             photo_slots,
+            live: Arc::default(),
         })
     }
 }
@@ -89,10 +93,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    axum::Json(json!({ "status": "ok", "jobs_running": state.jobs.running() })).into_response()
+    let mut body = json!({ "status": "ok", "jobs_running": state.jobs.running() });
+    state.live.add_health(&mut body);
+    axum::Json(body).into_response()
 }
 
-/// Prometheus text: jobs and the outbox's delivery counters.
+/// Prometheus text: jobs, the outbox's delivery counters, cameras and MQTT.
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = format!(
         "# HELP wayside_jobs_running Video jobs running.\n\
@@ -105,6 +111,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .outbox()
         .metrics()
         .write_prometheus(&mut text);
+    state.live.write_prometheus(&mut text);
     (
         [(
             axum::http::header::CONTENT_TYPE,
