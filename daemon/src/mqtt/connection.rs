@@ -145,10 +145,10 @@ pub(super) async fn run(
                     }
                 }
                 Ok(Event::Incoming(Incoming::PubAck(ack))) => {
-                    if let Some(i) = inflight.iter().position(|f| f.pkid == Some(ack.pkid)) {
-                        if inflight.remove(i).is_some_and(|f| f.message.is_some()) {
-                            shared.stats.published.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let Some(i) = inflight.iter().position(|f| f.pkid == Some(ack.pkid))
+                        && inflight.remove(i).is_some_and(|f| f.message.is_some())
+                    {
+                        shared.stats.published.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Ok(_) => {}
