@@ -20,6 +20,7 @@ pub struct StageLatency {
     /// Tracking and counting.
     pub track: Histogram,
     pub faces: Histogram,
+    pub plates: Histogram,
 }
 
 impl StageLatency {
@@ -34,6 +35,7 @@ impl StageLatency {
             ("detect", &self.detect),
             ("track", &self.track),
             ("faces", &self.faces),
+            ("plates", &self.plates),
         ] {
             h.write(out, name, &format!("stage=\"{stage}\""));
         }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! source (decode/camera.rs) → decode → schedule → detect → track → count ─┬→ window closed → MQTT counts
-//!        ▲ reconnect with back-off on error, stall or end                 └→ faces → outbox + MQTT events
+//!        ▲ reconnect with back-off on error, stall or end                 └→ faces, plates → outbox + MQTT events
 //! ```
 //!
 //! Time on a camera is the box's clock: frame *t* is milliseconds since the

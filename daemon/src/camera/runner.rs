@@ -21,6 +21,7 @@ use crate::decode::camera::CameraSource;
 use crate::forward::Sightings;
 use crate::pipeline::Engine;
 use crate::pipeline::faces::{FaceSighting, FaceStage};
+use crate::pipeline::plates::{PlateSighting, PlateStage};
 use crate::pipeline::schedule::Schedule;
 
 /// How often a wait between reconnects looks at the stop flag.
@@ -86,6 +87,7 @@ struct Analysis<'e> {
     /// brings another size (the line is in pixels).
     counter: Option<(Counter, (u32, u32))>,
     faces: Option<FaceStage<'e>>,
+    plates: Option<PlateStage<'e>>,
     sightings: Sightings,
     schedule: Schedule,
     /// The sample of the open window: its index and per-frame counts.
@@ -165,6 +167,11 @@ impl Camera {
                 .enabled
                 .then(|| FaceStage::new(&engine.faces, &engine.faces_config, engine.jpeg_quality))
                 .transpose()?,
+            plates: engine
+                .plates
+                .as_ref()
+                .map(|p| PlateStage::new(p, &engine.plates_config, engine.jpeg_quality))
+                .transpose()?,
             sightings: self
                 .outputs
                 .forwarder
@@ -243,6 +250,13 @@ impl Camera {
             }
             self.stages.faces.observe(started.elapsed());
         }
+        if let Some(stage) = a.plates.as_mut() {
+            let started = Instant::now();
+            for plate in stage.observe(rgb, t, &tracks)? {
+                self.plate(&a.sightings, plate, clock);
+            }
+            self.stages.plates.observe(started.elapsed());
+        }
         self.health.frames_analysed.fetch_add(1, Ordering::Relaxed);
         self.health.analysed.tick();
 
@@ -284,6 +298,23 @@ impl Camera {
             mqtt.publish_counts(&self.config.name, &payload);
         }
         self.health.windows.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A vehicle's voted plate: the reading and picture to the outbox, the
+    /// reading to MQTT.
+    fn plate(&self, sightings: &Sightings, plate: PlateSighting, clock: &WindowClock) {
+        let event = json!({
+            "kind": "plate",
+            "ts": clock.unix_ms(plate.t_ms),
+            "track_id": plate.track_id,
+            "licence_plate": plate.text,
+            "confidence": plate.confidence,
+        });
+        if sightings.plate(plate)
+            && let Some(mqtt) = &self.outputs.mqtt
+        {
+            mqtt.publish_event(&self.config.name, &event);
+        }
     }
 
     /// A kept face: the vector and picture to the outbox, a note of the
