@@ -17,6 +17,9 @@ use wayside_vision::plate::{
 };
 use wayside_vision::track::TrackerConfig;
 
+use crate::camera::CameraConfig;
+use crate::mqtt::MqttConfig;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -32,6 +35,10 @@ pub struct Config {
     pub plates: PlatesConfig,
     pub data_api: DataApiConfig,
     pub outbox: OutboxConfig,
+    pub mqtt: MqttConfig,
+    /// `[[camera]]` tables (camera/mod.rs).
+    #[serde(rename = "camera", skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<CameraConfig>,
 }
 
 /// Faces in videos and cameras (docs/FACES.md has the why of each default).
@@ -409,6 +416,8 @@ impl Config {
             );
         }
         self.outbox.validate()?;
+        self.mqtt.validate()?;
+        crate::camera::validate(&self.cameras)?;
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
 //! `wayside`, the edge daemon. This file only parses the command line and
 //! hands over to the command modules under `cli/`.
 
+mod backoff;
+mod camera;
 mod cli;
 mod config;
 mod data_api;
@@ -8,8 +10,11 @@ mod decode;
 mod encode;
 mod forward;
 mod http;
+mod live;
 mod media;
+mod metrics;
 mod models;
+mod mqtt;
 mod pipeline;
 mod vision;
 

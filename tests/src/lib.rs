@@ -89,6 +89,23 @@ impl Daemon {
     /// As [`Daemon::start`], in `dir`: a restart on the same directory
     /// finds the outbox the last run left.
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> Daemon {
+        Self::launch(dir, extra, false).await
+    }
+
+    /// As [`Daemon::start`], with the daemon's log written to
+    /// [`Daemon::log`] instead of the test's output, for tests about what
+    /// it says.
+    pub async fn start_logged(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::launch(dir, extra, true).await
+    }
+
+    /// The log of a daemon started with [`Daemon::start_logged`].
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wayside.log")).unwrap_or_default()
+    }
+
+    async fn launch(dir: tempfile::TempDir, extra: &str, logged: bool) -> Daemon {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut config = format!(
@@ -111,11 +128,15 @@ impl Daemon {
         }
         let path = dir.path().join("wayside.toml");
         std::fs::write(&path, config).unwrap();
-        let child = Command::new(binary("wayside"))
+        let mut command = Command::new(binary("wayside"));
+        command
             .args(["--config", path.to_str().unwrap(), "serve"])
-            .current_dir(workspace())
-            .spawn()
-            .expect("wayside serve starts");
+            .current_dir(workspace());
+        if logged {
+            let log = std::fs::File::create(dir.path().join("wayside.log")).expect("log file");
+            command.stderr(log);
+        }
+        let child = command.spawn().expect("wayside serve starts");
         let daemon = Daemon { child, base, dir };
         let client = reqwest::Client::new();
         for _ in 0..600 {
@@ -246,6 +267,178 @@ impl DataApi {
 }
 
 impl Drop for DataApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET base/healthz` as JSON.
+pub async fn healthz(base: &str) -> serde_json::Value {
+    reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("healthz JSON")
+}
+
+/// A Mosquitto broker on a free loopback port, from a config file in a
+/// temporary directory; SIGKILLed on drop.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Anonymous clients allowed.
+    pub fn start() -> Mosquitto {
+        Self::start_with("allow_anonymous true\n")
+    }
+
+    /// `conf` is added to a config with the listener and no persistence.
+    pub fn start_with(conf: &str) -> Mosquitto {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &path,
+            format!("listener {port} 127.0.0.1\npersistence false\n{conf}"),
+        )
+        .expect("mosquitto.conf");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs (scripts/setup.sh installs it)");
+        wait_for_port(port);
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to 10 s for something to listen on `port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing listens on port {port} after 10 s");
+}
+
+/// An MQTT subscriber (rumqttc) collecting what arrives on `filter`.
+pub struct MqttWatch {
+    messages: std::sync::mpsc::Receiver<(String, String)>,
+}
+
+impl MqttWatch {
+    /// Subscribes on `port` and returns once the broker has the
+    /// subscription, so nothing published afterwards is missed.
+    pub fn subscribe(port: u16, filter: &str) -> MqttWatch {
+        let mut options =
+            rumqttc::MqttOptions::new(format!("test-watch-{port}"), "127.0.0.1", port);
+        options.set_keep_alive(std::time::Duration::from_secs(5));
+        let (client, mut connection) = rumqttc::Client::new(options, 100);
+        client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .expect("subscribe");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps the client alive as long as the connection runs.
+            let _client = client;
+            for event in connection.iter() {
+                match event {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let payload = String::from_utf8_lossy(&p.payload).to_string();
+                        if tx.send((p.topic.clone(), payload)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+                }
+            }
+        });
+        subscribed
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the broker acknowledges the subscription");
+        MqttWatch { messages: rx }
+    }
+
+    /// The next message within `timeout`, as (topic, payload).
+    pub fn next(&self, timeout: std::time::Duration) -> Option<(String, String)> {
+        self.messages.recv_timeout(timeout).ok()
+    }
+
+    /// Messages until one on `topic` has `payload`, within `timeout`;
+    /// `None` if it does not come.
+    pub fn wait_for(
+        &self,
+        topic: &str,
+        payload: &str,
+        timeout: std::time::Duration,
+    ) -> Option<Vec<(String, String)>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let m = self.next(left)?;
+            let done = m.0 == topic && m.1 == payload;
+            seen.push(m);
+            if done {
+                return Some(seen);
+            }
+        }
+    }
+}
+
+/// The camera tests' RTSP server (`examples/rtsp_server.rs`) serving
+/// `clip` at `rtsp://127.0.0.1:port/clip`; SIGKILLed on drop.
+pub struct RtspServer {
+    child: Child,
+}
+
+impl RtspServer {
+    pub fn start(port: u16, clip: &Path) -> RtspServer {
+        let mut child = Command::new(example("rtsp_server"))
+            .arg(port.to_string())
+            .arg(clip)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("rtsp_server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("rtsp_server's first line");
+        assert_eq!(line.trim(), "ready", "rtsp_server said {line:?}");
+        RtspServer { child }
+    }
+}
+
+impl Drop for RtspServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,5 +1,7 @@
 //! `wayside serve`: the HTTP API until SIGTERM, with the outbox forwarding
-//! to the data API beside it.
+//! to the data API, the cameras and MQTT beside it.
+
+use std::sync::Arc;
 
 use anyhow::Result;
 use wayside_outbox::Outbox;
@@ -7,6 +9,7 @@ use wayside_outbox::Outbox;
 use crate::config::Config;
 use crate::forward::Forwarder;
 use crate::http::{AppState, serve};
+use crate::live::Live;
 
 pub fn run(config: Config) -> Result<()> {
     let engine = crate::vision::load_engine(&config)?;
@@ -20,7 +23,11 @@ pub fn run(config: Config) -> Result<()> {
         }
         let (outbox, forwarding) = Outbox::open(outbox_config, &config.data_api.url)?;
         let forwarder = Forwarder::new(outbox.clone(), tokio::runtime::Handle::current());
-        let served = serve(AppState::new(config, engine, forwarder)?).await;
+        let mut state = AppState::new(config, engine, forwarder.clone())?;
+        let live = Arc::new(Live::start(&state.config, state.engine.clone(), forwarder)?);
+        state.live = live.clone();
+        let served = serve(state).await;
+        live.stop().await;
         outbox.shutdown();
         if tokio::time::timeout(wayside_service::STOP_BUDGET, forwarding)
             .await

@@ -42,6 +42,7 @@ use gstreamer_video as gst_video;
 use thiserror::Error;
 use wayside_vision::frame::RgbFrame;
 
+pub mod camera;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -88,6 +89,9 @@ pub enum DecodeError {
     Truncated { ended_ms: u64, duration_ms: u64 },
     #[error("reading the video: {0}")]
     Io(#[from] std::io::Error),
+    /// A camera sent no frame for this long.
+    #[error("no frame for {0:?}")]
+    Stalled(Duration),
     /// A GStreamer failure unrelated to the input (missing element, state
     /// change refused, timeout).
     #[error("gstreamer: {0}")]
@@ -161,6 +165,32 @@ pub struct Decoder {
     /// End (pts + duration) of the last frame, relative to `first_pts`.
     last_end: gst::ClockTime,
     finished: bool,
+    /// The source is live (a camera): it only produces frames once playing.
+    live: bool,
+    /// Cameras: no frame for this long is an error, not a wait (a camera
+    /// whose network went away often posts nothing at all).
+    stall_timeout: Option<Duration>,
+}
+
+/// How frames are paced from source to appsink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    /// A file processed as a job: as fast as the consumer takes frames,
+    /// none dropped.
+    AsFastAsRead,
+    /// A file played as a camera: at its own frame rate, old frames dropped
+    /// when analysis falls behind.
+    RealTime,
+    /// A live source (RTSP, V4L2, test source): frames come at the source's
+    /// rate; old frames dropped when analysis falls behind.
+    Live,
+}
+
+/// The source half of a pipeline: elements linked in order, the last of
+/// which (decodebin or uridecodebin) exposes decoded pads.
+struct Front {
+    elements: Vec<gst::Element>,
+    pacing: Pacing,
 }
 
 /// Initialise GStreamer once per process; later calls are free.
@@ -179,12 +209,29 @@ impl Decoder {
         // error with the OS's reason, not a GStreamer resource error.
         std::fs::File::open(path)?;
         init_gstreamer().map_err(|e| DecodeError::Gst(e.to_string()))?;
-
-        let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
             .property("location", path.to_string_lossy().as_ref())
             .build()?;
         let decodebin = gst::ElementFactory::make("decodebin").build()?;
+        Decoder::assemble(
+            Front {
+                elements: vec![src, decodebin],
+                pacing: Pacing::AsFastAsRead,
+            },
+            PREROLL_TIMEOUT,
+        )
+    }
+
+    /// Everything after the source, shared by files and cameras: the front's
+    /// last element (a decodebin or uridecodebin) exposes decoded pads, the
+    /// video one is converted to upright RGB for the appsink.
+    fn assemble(front: Front, preroll_timeout: Duration) -> Result<Decoder, DecodeError> {
+        let pipeline = gst::Pipeline::new();
+        let decodebin = front
+            .elements
+            .last()
+            .cloned()
+            .ok_or_else(|| DecodeError::Gst("no source elements".into()))?;
         let convert = gst::ElementFactory::make("videoconvert").build()?;
         // Rotation-tagged files (phones) come out upright; when there is no
         // tag videoflip is a passthrough and costs nothing.
@@ -197,16 +244,22 @@ impl Decoder {
                     .format(gst_video::VideoFormat::Rgb)
                     .build(),
             )
-            // Decode as fast as the consumer takes frames, not in real time.
-            .sync(false)
+            // Files decode as fast as the consumer takes frames; a file
+            // played as a camera keeps to its frame rate.
+            .sync(front.pacing == Pacing::RealTime)
             .max_buffers(QUEUED_FRAMES)
-            .drop(false)
+            // A camera does not wait for us: when analysis falls behind, the
+            // oldest frame goes, so what is analysed stays current.
+            .drop(front.pacing != Pacing::AsFastAsRead)
             // Otherwise the sink keeps a reference to the last frame.
             .enable_last_sample(false)
             .build();
 
-        pipeline.add_many([&src, &decodebin, &convert, &flip, appsink.upcast_ref()])?;
-        src.link(&decodebin)?;
+        pipeline.add_many(front.elements.iter())?;
+        pipeline.add_many([&convert, &flip, appsink.upcast_ref()])?;
+        if front.elements.len() > 1 {
+            gst::Element::link_many(front.elements.iter())?;
+        }
         gst::Element::link_many([&convert, &flip, appsink.upcast_ref()])?;
 
         // Only video is decoded: other streams stop at their encoded caps and
@@ -267,8 +320,10 @@ impl Decoder {
             first_pts: None,
             last_end: gst::ClockTime::ZERO,
             finished: false,
+            live: front.pacing == Pacing::Live,
+            stall_timeout: None,
         };
-        decoder.preroll(&video_linked)?;
+        decoder.preroll(&video_linked, preroll_timeout)?;
         Ok(decoder)
     }
 
@@ -281,8 +336,14 @@ impl Decoder {
         if self.finished {
             return Ok(None);
         }
+        let waited_since = Instant::now();
         loop {
             self.check_bus()?;
+            if let Some(limit) = self.stall_timeout
+                && waited_since.elapsed() > limit
+            {
+                return Err(DecodeError::Stalled(limit));
+            }
             if let Some(sample) = self.appsink.try_pull_sample(PULL_SLICE) {
                 return self.frame_from_sample(sample).map(Some);
             }
@@ -297,16 +358,28 @@ impl Decoder {
     }
 
     /// PAUSED makes the sink wait for its first frame; ASYNC_DONE then means
-    /// the caps are negotiated and the duration can be asked for.
-    fn preroll(&mut self, video_linked: &AtomicBool) -> Result<(), DecodeError> {
-        if self.pipeline.set_state(gst::State::Paused).is_err() {
+    /// the caps are negotiated and the duration can be asked for. A live
+    /// source only produces frames when playing, so it is started right
+    /// away and its first frame completes the same state change.
+    fn preroll(&mut self, video_linked: &AtomicBool, timeout: Duration) -> Result<(), DecodeError> {
+        let target = if self.live {
+            gst::State::Playing
+        } else {
+            gst::State::Paused
+        };
+        if self.pipeline.set_state(target).is_err() {
             // The bus usually says why (e.g. typefind failed).
             self.check_bus()?;
-            return Err(DecodeError::Gst("pipeline refused to pause".into()));
+            return Err(DecodeError::Gst(format!(
+                "pipeline refused to go to {target:?}"
+            )));
         }
-        let deadline = Instant::now() + PREROLL_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && self.live {
+                return Err(DecodeError::Stalled(timeout));
+            }
             if left.is_zero() {
                 // A local file that yields no frame in this time is broken
                 // (seen with MP4s cut short before their index), not busy.

@@ -27,6 +27,7 @@ use wayside_service::auth;
 use crate::config::Config;
 use crate::data_api::DataApi;
 use crate::forward::Forwarder;
+use crate::live::Live;
 use crate::media::MediaStore;
 use crate::pipeline::Engine;
 use error::AppError;
@@ -42,6 +43,8 @@ pub struct AppState {
     jobs: Arc<Jobs>,
     /// Photos (`/face-detect`) being worked on at once.
     photo_slots: Arc<tokio::sync::Semaphore>,
+    /// Cameras and MQTT, for `/healthz` and `/metrics`.
+    pub live: Arc<Live>,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
             data_api,
             jobs,
             photo_slots,
+            live: Arc::default(),
         })
     }
 }
@@ -132,10 +136,12 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    axum::Json(json!({ "status": "ok", "jobs_running": state.jobs.running() })).into_response()
+    let mut body = json!({ "status": "ok", "jobs_running": state.jobs.running() });
+    state.live.add_health(&mut body);
+    axum::Json(body).into_response()
 }
 
-/// Prometheus text: jobs and the outbox's delivery counters.
+/// Prometheus text: jobs, the outbox's delivery counters, cameras and MQTT.
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = format!(
         "# HELP wayside_jobs_running Video jobs running.\n\
@@ -148,6 +154,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .outbox()
         .metrics()
         .write_prometheus(&mut text);
+    state.live.write_prometheus(&mut text);
     (
         [(
             axum::http::header::CONTENT_TYPE,

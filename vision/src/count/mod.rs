@@ -226,6 +226,12 @@ impl Counter {
         &self.windows
     }
 
+    /// Live streams: the totals of a closed window, forgotten afterwards
+    /// (see [`WindowCounts::take_window`]).
+    pub fn take_window(&mut self, index: u64) -> WindowTotals {
+        self.windows.take_window(index)
+    }
+
     /// The response arrays so far (see [`WindowCounts::report`]).
     pub fn report(&self) -> CountsReport {
         self.windows.report(self.line.is_some())

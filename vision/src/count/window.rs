@@ -107,6 +107,22 @@ impl WindowCounts {
         }
     }
 
+    /// Live streams: hands over window `index` and forgets it and every
+    /// earlier one, so a camera counting for months keeps only the windows
+    /// still open. (A live stream takes per-frame counts with
+    /// [`Counter::frame_counts`](super::Counter::frame_counts), which records
+    /// no sample, so `samples` does not grow either.)
+    pub fn take_window(&mut self, index: u64) -> WindowTotals {
+        let open = self.windows.split_off(&(index + 1));
+        let mut closed = std::mem::replace(&mut self.windows, open);
+        closed.remove(&index).unwrap_or_default()
+    }
+
+    /// Windows held (closed ones not yet taken, and open ones).
+    pub fn held(&self) -> usize {
+        self.windows.len()
+    }
+
     /// Totals of window `index` so far (zeros when nothing passed).
     pub fn window(&self, index: u64) -> WindowTotals {
         self.windows.get(&index).cloned().unwrap_or_default()
@@ -202,6 +218,25 @@ mod tests {
         }
         assert_eq!(w.window(1).vehicles, 2);
         assert_eq!(w.window(7), WindowTotals::default());
+    }
+
+    #[test]
+    fn taking_windows_keeps_the_state_bounded() {
+        let mut w = WindowCounts::new(1000).expect("non-zero interval");
+        // A month of one-second windows with a pass in each.
+        for i in 0..(31 * 24 * 3600u64) {
+            w.add(&event(i * 1000 + 500, Kind::Pedestrian, 0, None));
+            if i > 0 {
+                assert_eq!(w.take_window(i - 1).pedestrians, 1);
+            }
+            assert!(w.held() <= 1);
+        }
+        // An event past the window being taken stays.
+        w.add(&event(5_000_000_000, Kind::Vehicle, 2, None));
+        assert_eq!(w.take_window(31 * 24 * 3600 - 1).pedestrians, 1);
+        assert_eq!(w.held(), 1);
+        assert_eq!(w.take_window(5_000_000).vehicles, 1);
+        assert_eq!(w.held(), 0);
     }
 
     #[test]

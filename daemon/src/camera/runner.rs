@@ -1,0 +1,334 @@
+//! One camera's thread: open the source, analyse frames until the stream
+//! breaks, wait, open it again — until the daemon stops. Detection,
+//! tracking and counting persist across reconnects, so a track that
+//! survives a short outage is not counted twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use wayside_vision::count::{Counter, FrameCounts};
+use wayside_vision::detect::DetectorSession;
+use wayside_vision::track::Tracker;
+
+use super::health::{CameraHealth, StageLatency};
+use super::{CameraConfig, Outputs};
+use crate::backoff::Backoff;
+use crate::decode::Decoder;
+use crate::decode::camera::CameraSource;
+use crate::forward::Sightings;
+use crate::pipeline::Engine;
+use crate::pipeline::faces::{FaceSighting, FaceStage};
+use crate::pipeline::plates::{PlateSighting, PlateStage};
+use crate::pipeline::schedule::Schedule;
+
+/// How often a wait between reconnects looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+pub(super) struct Camera {
+    pub config: CameraConfig,
+    pub source: CameraSource,
+    pub engine: Arc<Engine>,
+    pub outputs: Outputs,
+    pub health: Arc<CameraHealth>,
+    pub stages: Arc<StageLatency>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How a stream ended.
+enum End {
+    /// The daemon is stopping.
+    Stopped,
+    /// End of stream (a file's end; a live source should not end).
+    Ended,
+    Failed(String),
+}
+
+/// The box's clock on the window grid: `now_ms` counts from the start of
+/// the window the camera started in, windows are aligned to multiples of
+/// `window_ms` since the Unix epoch. Monotonic, so a clock step (NTP after
+/// boot) does not break the tracker.
+struct WindowClock {
+    origin_ms: u64,
+    anchor: Instant,
+    offset_ms: u64,
+}
+
+impl WindowClock {
+    fn new(window_ms: u64) -> Self {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let origin_ms = epoch_ms - epoch_ms % window_ms;
+        Self {
+            origin_ms,
+            anchor: Instant::now(),
+            offset_ms: epoch_ms - origin_ms,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.offset_ms + self.anchor.elapsed().as_millis() as u64
+    }
+
+    /// Unix time in ms of camera time `t_ms`.
+    fn unix_ms(&self, t_ms: u64) -> u64 {
+        self.origin_ms + t_ms
+    }
+}
+
+/// The analysis state of one camera, kept across reconnects.
+struct Analysis<'e> {
+    session: DetectorSession<'e>,
+    tracker: Tracker,
+    /// Built for the first stream's frame size; rebuilt if a reconnect
+    /// brings another size (the line is in pixels).
+    counter: Option<(Counter, (u32, u32))>,
+    faces: Option<FaceStage<'e>>,
+    plates: Option<PlateStage<'e>>,
+    sightings: Sightings,
+    schedule: Schedule,
+    /// The sample of the open window: its index and per-frame counts.
+    pending: Option<(u64, FrameCounts)>,
+}
+
+impl Camera {
+    pub fn run(self) {
+        let engine = self.engine.clone();
+        let clock = WindowClock::new(self.config.window_ms);
+        let mut analysis = match self.analysis(&engine, &clock) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(camera = %self.config.name, "camera cannot start: {e:#}");
+                self.health.down(format!("cannot start: {e:#}"));
+                return;
+            }
+        };
+        let mut backoff = Backoff::new(
+            Duration::from_millis(self.config.reconnect_min_ms),
+            Duration::from_millis(self.config.reconnect_max_ms),
+        );
+        let stall = Duration::from_millis(self.config.stall_timeout_ms);
+        while !self.stopping() {
+            let end = match Decoder::open_camera(&self.source, stall) {
+                Ok(mut decoder) => {
+                    backoff.reset();
+                    tracing::info!(camera = %self.config.name, source = %self.source, "camera: streaming");
+                    self.stream(&mut decoder, &mut analysis, &clock)
+                }
+                Err(e) => End::Failed(format!("cannot open {}: {e}", self.source)),
+            };
+            let why = match end {
+                End::Stopped => break,
+                End::Ended if self.source.loops() => {
+                    self.health.loops.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                End::Ended => format!("{} ended", self.source),
+                End::Failed(why) => why,
+            };
+            let delay = backoff.next_delay();
+            tracing::warn!(camera = %self.config.name, "camera down: {why}; reconnecting in {delay:.1?}");
+            self.health.down(why);
+            if !self.sleep(delay) {
+                break;
+            }
+            self.health.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(camera = %self.config.name, "camera: stopped");
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps `d` unless asked to stop; false when stopping.
+    fn sleep(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if self.stopping() {
+                return false;
+            }
+            std::thread::sleep(STOP_POLL.min(until - Instant::now()));
+        }
+        !self.stopping()
+    }
+
+    fn analysis<'e>(&self, engine: &'e Engine, clock: &WindowClock) -> Result<Analysis<'e>> {
+        let started = UNIX_EPOCH + Duration::from_millis(clock.origin_ms);
+        Ok(Analysis {
+            session: engine.detector.session()?,
+            tracker: Tracker::new(engine.tracker.clone())?,
+            counter: None,
+            faces: engine
+                .faces_config
+                .enabled
+                .then(|| FaceStage::new(&engine.faces, &engine.faces_config, engine.jpeg_quality))
+                .transpose()?,
+            plates: engine
+                .plates
+                .as_ref()
+                .map(|p| PlateStage::new(p, &engine.plates_config, engine.jpeg_quality))
+                .transpose()?,
+            sightings: self
+                .outputs
+                .forwarder
+                .for_source(self.config.name.clone(), started),
+            // No fps: a live frame stands for its own instant only.
+            schedule: Schedule::new(self.config.window_ms, engine.min_track_fps, None),
+            pending: None,
+        })
+    }
+
+    fn stream(&self, decoder: &mut Decoder, a: &mut Analysis, clock: &WindowClock) -> End {
+        loop {
+            if self.stopping() {
+                return End::Stopped;
+            }
+            let waited = Instant::now();
+            let frame = match decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return End::Ended,
+                Err(e) => return End::Failed(format!("{}: {e}", self.source)),
+            };
+            self.stages.decode.observe(waited.elapsed());
+            self.health.frame();
+            let t = clock.now_ms();
+            let slot = a.schedule.slot(t);
+            if !slot.track {
+                continue;
+            }
+            let rgb = frame.rgb();
+            if let Err(e) = self.analyse(a, &rgb, t, slot.samples.end, clock) {
+                return End::Failed(format!("analysis: {e:#}"));
+            }
+        }
+    }
+
+    /// One tracked frame. `next_sample` is one past the sample this frame
+    /// stands for, if any (several at once only after an outage: the
+    /// windows without frames are skipped).
+    fn analyse(
+        &self,
+        a: &mut Analysis,
+        rgb: &wayside_vision::frame::RgbFrame,
+        t: u64,
+        next_sample: usize,
+        clock: &WindowClock,
+    ) -> Result<()> {
+        let size = (rgb.width(), rgb.height());
+        if a.counter.as_ref().is_none_or(|(_, s)| *s != size) {
+            if a.counter.is_some() {
+                tracing::warn!(camera = %self.config.name, "camera: frame size changed to {}x{}; counting starts over", size.0, size.1);
+            }
+            let e = &self.engine;
+            let mut counter =
+                Counter::new(e.count.clone(), e.classes.clone(), self.config.window_ms)?;
+            if let Some(line) = self.config.line {
+                counter = counter.with_line(line.to_pixels(size.0, size.1));
+            }
+            a.counter = Some((counter, size));
+        }
+        let (counter, _) = a.counter.as_mut().context("counter set above")?;
+
+        let started = Instant::now();
+        let detections = a.session.detect(rgb)?;
+        self.stages.detect.observe(started.elapsed());
+
+        let started = Instant::now();
+        let tracks = a.tracker.update(&detections, t);
+        counter.observe(t, &tracks);
+        self.stages.track.observe(started.elapsed());
+
+        if let Some(stage) = a.faces.as_mut() {
+            let started = Instant::now();
+            let found = stage.observe(rgb, t, &detections)?;
+            for face in found {
+                self.face(&a.sightings, face, clock);
+            }
+            self.stages.faces.observe(started.elapsed());
+        }
+        if let Some(stage) = a.plates.as_mut() {
+            let started = Instant::now();
+            for plate in stage.observe(rgb, t, &tracks)? {
+                self.plate(&a.sightings, plate, clock);
+            }
+            self.stages.plates.observe(started.elapsed());
+        }
+        self.health.frames_analysed.fetch_add(1, Ordering::Relaxed);
+        self.health.analysed.tick();
+
+        let sample = (next_sample as u64).checked_sub(1);
+        let starts_window = sample.is_some_and(|s| a.pending.is_none_or(|(p, _)| p < s));
+        if let (Some(index), true) = (sample, starts_window) {
+            let counts = counter.frame_counts(&detections);
+            if let Some((closed, at_start)) = a.pending.replace((index, counts)) {
+                self.publish_window(counter, closed, at_start, clock);
+            }
+        }
+        Ok(())
+    }
+
+    /// Window `index` has closed: its message, and the counter forgets it.
+    fn publish_window(
+        &self,
+        counter: &mut Counter,
+        index: u64,
+        at_start: FrameCounts,
+        clock: &WindowClock,
+    ) {
+        let window_ms = self.config.window_ms;
+        let w = counter.take_window(index);
+        let mut payload = json!({
+            "ts": clock.unix_ms(index * window_ms),
+            "window_ms": window_ms,
+            "people_count": at_start.pedestrians,
+            "vehicle_count": at_start.vehicles,
+            "pedestrians_per_interval": w.pedestrians,
+            "vehicles_per_interval": w.vehicles,
+            "per_class": w.per_class,
+        });
+        if self.config.line.is_some() {
+            payload["line_crossings"] = json!({ "in": w.line_in, "out": w.line_out });
+        }
+        tracing::debug!(camera = %self.config.name, "window {index}: {payload}");
+        if let Some(mqtt) = &self.outputs.mqtt {
+            mqtt.publish_counts(&self.config.name, &payload);
+        }
+        self.health.windows.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A vehicle's voted plate: the reading and picture to the outbox, the
+    /// reading to MQTT.
+    fn plate(&self, sightings: &Sightings, plate: PlateSighting, clock: &WindowClock) {
+        let event = json!({
+            "kind": "plate",
+            "ts": clock.unix_ms(plate.t_ms),
+            "track_id": plate.track_id,
+            "licence_plate": plate.text,
+            "confidence": plate.confidence,
+        });
+        if sightings.plate(plate)
+            && let Some(mqtt) = &self.outputs.mqtt
+        {
+            mqtt.publish_event(&self.config.name, &event);
+        }
+    }
+
+    /// A kept face: the vector and picture to the outbox, a note of the
+    /// sighting (no vector) to MQTT.
+    fn face(&self, sightings: &Sightings, face: FaceSighting, clock: &WindowClock) {
+        let event = json!({
+            "kind": "face",
+            "ts": clock.unix_ms(face.t_ms),
+            "track_id": face.track_id,
+        });
+        if sightings.face(face)
+            && let Some(mqtt) = &self.outputs.mqtt
+        {
+            mqtt.publish_event(&self.config.name, &event);
+        }
+    }
+}

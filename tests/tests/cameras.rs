@@ -1,0 +1,321 @@
+//! Live cameras and MQTT against real servers: a Mosquitto broker started
+//! here on a free port, a local RTSP server (gst-rtsp-server) serving a
+//! real clip, and the daemon counting the people in vtest.avi (opencv-doc)
+//! as if it were a camera.
+//!
+//! Inference stays cheap: 2 s windows, the default 5 tracked frames a
+//! second, and clips cut to the first seconds of vtest.avi.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wayside_e2e::{
+    Daemon, Mosquitto, MqttWatch, RtspServer, ffmpeg, free_port, healthz, media, metric,
+};
+
+const WINDOW_MS: u64 = 2000;
+
+/// The first `seconds` of vtest.avi (7 people walk in its first 10 s) as
+/// H.264 MP4, at its own 10 fps and size, with a key frame a second so an
+/// RTSP client can join at any time.
+fn vtest_clip(dir: &Path, seconds: u32) -> PathBuf {
+    let out = dir.join(format!("vtest-{seconds}s.mp4"));
+    let src = media("vtest.avi");
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-t",
+        &seconds.to_string(),
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+/// Polls `check` every 200 ms until it is true or `timeout` passes.
+async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what}: not within {timeout:?}");
+}
+
+fn camera(health: &Value, name: &str) -> Value {
+    health["cameras"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no camera {name} in {health}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_camera_counts_reach_mqtt_and_status_goes_offline_on_kill() {
+    let started = Instant::now();
+    let broker = Mosquitto::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let clip = vtest_clip(scratch.path(), 12);
+    let watch = MqttWatch::subscribe(broker.port, "wayside/e2e-box/#");
+    let daemon = Daemon::start(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"e2e-box\"\nkeepalive_s = 5\n\
+         [[camera]]\nname = \"lab\"\nsource = \"file:{}\"\nwindow_ms = {WINDOW_MS}\n",
+        broker.url(),
+        clip.display()
+    ))
+    .await;
+
+    let seen = watch
+        .wait_for("wayside/e2e-box/status", "online", Duration::from_secs(20))
+        .expect("status online");
+    assert!(seen.iter().all(|(t, _)| t == "wayside/e2e-box/status"));
+
+    // Seven windows: the clip's first 12 s and the start of its replay.
+    let mut windows: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while windows.len() < 7 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (topic, payload) = watch
+            .next(left)
+            .unwrap_or_else(|| panic!("only {} windows: {windows:?}", windows.len()));
+        assert_eq!(topic, "wayside/e2e-box/lab/counts", "{payload}");
+        windows.push(serde_json::from_str(&payload).expect("counts are JSON"));
+    }
+    for w in &windows {
+        for field in [
+            "ts",
+            "window_ms",
+            "people_count",
+            "vehicle_count",
+            "pedestrians_per_interval",
+            "vehicles_per_interval",
+            "per_class",
+        ] {
+            assert!(!w[field].is_null(), "{field} missing in {w}");
+        }
+        assert_eq!(w["window_ms"], WINDOW_MS);
+        assert_eq!(
+            w["ts"].as_u64().unwrap() % WINDOW_MS,
+            0,
+            "windows on the grid"
+        );
+        // vtest.avi has no vehicle moving.
+        assert_eq!(w["vehicles_per_interval"], 0, "{w}");
+    }
+    for pair in windows.windows(2) {
+        let (a, b) = (
+            pair[0]["ts"].as_u64().unwrap(),
+            pair[1]["ts"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            b,
+            a + WINDOW_MS,
+            "windows in order, none missing: {windows:?}"
+        );
+    }
+    let people_seen = windows
+        .iter()
+        .filter(|w| w["people_count"].as_u64() > Some(0))
+        .count();
+    assert!(people_seen >= 4, "people in the frame: {windows:?}");
+    let passed: u64 = windows
+        .iter()
+        .map(|w| w["pedestrians_per_interval"].as_u64().unwrap())
+        .sum();
+    // 7 people walk in the first 10 s (fixtures/vtest.toml); the first
+    // window is partial, and the replay adds its own.
+    assert!((3..=16).contains(&passed), "{passed} passed: {windows:?}");
+    let per_class: u64 = windows
+        .iter()
+        .filter_map(|w| w["per_class"]["person"].as_u64())
+        .sum();
+    assert_eq!(per_class, passed);
+
+    let h = healthz(&daemon.base).await;
+    assert_eq!(h["status"], "ok", "{h}");
+    assert_eq!(camera(&h, "lab")["up"], true, "{h}");
+    assert_eq!(h["mqtt"]["connected"], true, "{h}");
+    assert!(daemon.metric("wayside_mqtt_published_total").await >= 7);
+    assert_eq!(daemon.metric("wayside_camera_up{camera=\"lab\"}").await, 1);
+    assert!(
+        daemon
+            .metric("wayside_camera_loops_total{camera=\"lab\"}")
+            .await
+            >= 1
+    );
+    assert!(
+        daemon
+            .metric("wayside_camera_stage_seconds_count{stage=\"detect\"}")
+            .await
+            >= 20
+    );
+
+    let _dir = daemon.kill();
+    let killed = Instant::now();
+    watch
+        .wait_for("wayside/e2e-box/status", "offline", Duration::from_secs(15))
+        .expect("the last will says offline");
+    eprintln!(
+        "offline {:?} after kill -9; test took {:?}",
+        killed.elapsed(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rtsp_camera_recovers_when_its_server_comes_back() {
+    let started = Instant::now();
+    let scratch = tempfile::tempdir().unwrap();
+    let clip = vtest_clip(scratch.path(), 40);
+    let port = free_port();
+    let server = RtspServer::start(port, &clip);
+    let daemon = Daemon::start(&format!(
+        "[[camera]]\nname = \"gate\"\nsource = \"rtsp://127.0.0.1:{port}/clip\"\n\
+         window_ms = {WINDOW_MS}\nstall_timeout_ms = 3000\nreconnect_min_ms = 300\nreconnect_max_ms = 2000\n\
+         [[camera]]\nname = \"wrong-path\"\nsource = \"rtsp://127.0.0.1:{port}/nothing-here\"\n\
+         window_ms = {WINDOW_MS}\nreconnect_min_ms = 300\nreconnect_max_ms = 2000\n"
+    ))
+    .await;
+    let base = daemon.base.clone();
+    let windows = || metric(&base, "wayside_camera_windows_total{camera=\"gate\"}");
+
+    eventually(Duration::from_secs(30), "two windows from RTSP", || async {
+        windows().await >= 2
+    })
+    .await;
+    let h = healthz(&daemon.base).await;
+    assert_eq!(camera(&h, "gate")["up"], true, "{h}");
+    // A URL the server does not serve: down, with the reason, and counted.
+    let wrong = camera(&h, "wrong-path");
+    assert_eq!(wrong["up"], false, "{h}");
+    assert!(
+        wrong["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nothing-here"),
+        "{h}"
+    );
+    assert!(
+        daemon
+            .metric("wayside_camera_errors_total{camera=\"wrong-path\"}")
+            .await
+            >= 1
+    );
+    assert_eq!(h["status"], "degraded", "{h}");
+
+    drop(server);
+    let down_at = Instant::now();
+    eventually(
+        Duration::from_secs(15),
+        "camera down after the server died",
+        || async { camera(&healthz(&base).await, "gate")["up"] == false },
+    )
+    .await;
+    let detected = down_at.elapsed();
+    let before = windows().await;
+
+    let server = RtspServer::start(port, &clip);
+    let back_at = Instant::now();
+    eventually(Duration::from_secs(30), "camera up again", || async {
+        camera(&healthz(&base).await, "gate")["up"] == true
+    })
+    .await;
+    let recovered = back_at.elapsed();
+    eventually(Duration::from_secs(20), "windows resume", || async {
+        windows().await >= before + 2
+    })
+    .await;
+    assert!(
+        daemon
+            .metric("wayside_camera_reconnects_total{camera=\"gate\"}")
+            .await
+            >= 1
+    );
+    assert!(
+        daemon
+            .metric("wayside_camera_frames_analysed_total{camera=\"gate\"}")
+            .await
+            >= 4
+    );
+    drop(server);
+    eprintln!(
+        "down seen after {detected:?}, up {recovered:?} after restart; test took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_camera_and_refused_credentials_leave_http_serving() {
+    // No anonymous clients and no password file: every login is refused.
+    let broker = Mosquitto::start_with("allow_anonymous false\n");
+    let dead_port = free_port();
+    let daemon = Daemon::start_logged(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"e2e-refused\"\nusername = \"box\"\npassword = \"wrong\"\n\
+         [[camera]]\nname = \"unreachable\"\nsource = \"rtsp://127.0.0.1:{dead_port}/stream\"\nreconnect_min_ms = 200\n\
+         [[camera]]\nname = \"unplugged\"\nsource = \"v4l2:/dev/video97\"\nreconnect_min_ms = 200\n",
+        broker.url()
+    ))
+    .await;
+    let base = daemon.base.clone();
+    eventually(Duration::from_secs(10), "failures counted", || async {
+        metric(&base, "wayside_camera_errors_total{camera=\"unreachable\"}").await >= 2
+            && metric(&base, "wayside_mqtt_connect_errors_total").await >= 1
+    })
+    .await;
+    let h = healthz(&daemon.base).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(camera(&h, "unreachable")["up"], false, "{h}");
+    assert_eq!(camera(&h, "unplugged")["up"], false, "{h}");
+    assert!(
+        camera(&h, "unplugged")["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/dev/video97"),
+        "{h}"
+    );
+    assert_eq!(h["mqtt"]["connected"], false, "{h}");
+    assert!(
+        h["mqtt"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused"),
+        "{h}"
+    );
+    assert_eq!(daemon.metric("wayside_camera_up").await, 0);
+    assert_eq!(daemon.metric("wayside_mqtt_connected").await, 0);
+    // The rest of the API still answers.
+    let res = reqwest::Client::new()
+        .post(daemon.url("/licence-plate"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let log = daemon.log();
+    assert!(log.contains("broker refused the connection"), "{log}");
+    assert!(
+        log.contains("camera down: cannot open rtsp://127.0.0.1"),
+        "{log}"
+    );
+    // One line per fault, not one per retry.
+    assert_eq!(
+        log.matches("broker refused the connection").count(),
+        1,
+        "{log}"
+    );
+}
