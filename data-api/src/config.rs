@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 /// Length of a face embedding (the vision crate's ArcFace-style output).
 pub const FACE_DIMS: usize = 512;
 
+/// Default `search.rescore`: the smallest count reaching recall@10 ≥ 0.98
+/// at 1M vectors in the bench (docs/DATA_API.md, Benchmark).
+const RESCORE_DEFAULT: usize = 8_000;
+/// Past this the rescore alone reads 400 MB of vectors per search: more
+/// likely a typo than a tuning.
+const RESCORE_MAX: usize = 200_000;
+
 /// A configuration value that cannot be used, naming the field.
 #[derive(Debug, thiserror::Error)]
 #[error("config field `{field}`: {reason}")]
@@ -82,14 +89,11 @@ pub struct SearchConfig {
     /// Upper bound on `k`; larger requests are capped.
     pub max_k: usize,
     /// Below this many face vectors the embedded store searches exactly
-    /// (brute force); at or above it an HNSW index is built and used.
+    /// (brute force); at or above it, by binary codes + exact rescore.
     pub exact_below: usize,
-    /// HNSW: links per node (M).
-    pub hnsw_m: usize,
-    /// HNSW: candidate list size while building.
-    pub hnsw_ef_construction: usize,
-    /// HNSW: candidate list size while searching (raised to `k` if smaller).
-    pub hnsw_ef_search: usize,
+    /// Candidates picked by the binary-code scan and re-ranked exactly; more
+    /// means higher recall and more latency (see DATA_API.md, Benchmark).
+    pub rescore: usize,
     /// Largest edit distance (after OCR-confusion normalisation) for a plate
     /// to count as a match.
     pub plate_max_distance: usize,
@@ -144,9 +148,7 @@ impl Default for SearchConfig {
             default_k: 20,
             max_k: 200,
             exact_below: 20_000,
-            hnsw_m: 24,
-            hnsw_ef_construction: 200,
-            hnsw_ef_search: 128,
+            rescore: RESCORE_DEFAULT,
             plate_max_distance: 2,
         }
     }
@@ -221,17 +223,11 @@ impl Config {
         if s.max_k < s.default_k {
             return Err(invalid("search.max_k", "must be >= search.default_k"));
         }
-        if !(2..=255).contains(&s.hnsw_m) {
-            return Err(invalid("search.hnsw_m", "must be in 2..=255"));
-        }
-        if s.hnsw_ef_construction < s.hnsw_m {
+        if s.rescore < s.max_k || s.rescore > RESCORE_MAX {
             return Err(invalid(
-                "search.hnsw_ef_construction",
-                "must be >= search.hnsw_m",
+                "search.rescore",
+                format!("must be in search.max_k ({})..={RESCORE_MAX}", s.max_k),
             ));
-        }
-        if s.hnsw_ef_search == 0 {
-            return Err(invalid("search.hnsw_ef_search", "must be at least 1"));
         }
         if s.plate_max_distance > 4 {
             return Err(invalid("search.plate_max_distance", "must be at most 4"));
@@ -295,6 +291,9 @@ mod tests {
 
         let cfg = Config::from_toml("[search]\nmax_k = 1\ndefault_k = 5").expect("parses");
         assert_eq!(cfg.validate().expect_err("max_k").field, "search.max_k");
+
+        let cfg = Config::from_toml("[search]\nrescore = 100").expect("parses");
+        assert_eq!(cfg.validate().expect_err("rescore").field, "search.rescore");
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //!
 //! Flow: `routes` (HTTP, validation, result shape) → `store` (the `Store`
 //! trait; `embedded` SQLite + vector index, or `elastic`) with pure helpers in
-//! `vector` (cosine kernels) and `plate` (OCR-confusion normalisation).
+//! `vector` (cosine kernels), `binary` (binary-quantized candidate search)
+//! and `plate` (OCR-confusion normalisation).
 //! `config` is the one settings tree; `error` the one HTTP error type;
 //! `metrics` the Prometheus endpoint.
 
+pub mod binary;
 pub mod config;
 pub mod error;
 pub mod metrics;

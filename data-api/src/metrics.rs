@@ -114,12 +114,6 @@ pub async fn render(State(state): State<AppState>) -> Response {
                 "# HELP wayside_data_store_records Records in the store.\n# TYPE wayside_data_store_records gauge\nwayside_data_store_records{{backend=\"{backend}\",kind=\"faces\"}} {}\nwayside_data_store_records{{backend=\"{backend}\",kind=\"plates\"}} {}",
                 s.faces, s.plates
             );
-            if let Some(i) = s.faces_indexed {
-                let _ = writeln!(
-                    out,
-                    "# HELP wayside_data_faces_indexed Face vectors covered by the HNSW index.\n# TYPE wayside_data_faces_indexed gauge\nwayside_data_faces_indexed {i}"
-                );
-            }
             let _ = writeln!(out, "wayside_data_store_up 1");
         }
         Err(e) => {

@@ -1,12 +1,12 @@
-//! Durability: spawns the real `wayside-data` binary, ingests faces (enough
-//! to build the HNSW index), plates and media, kills it with SIGKILL,
-//! restarts it on the same data dir and finds everything again.
+//! Durability: spawns the real `wayside-data` binary, ingests faces (past
+//! `exact_below`, so searches go through the binary codes), plates and
+//! media, kills it with SIGKILL, restarts it on the same data dir and finds
+//! everything again.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::{face, ids, plate, vector};
 use serde_json::{Value, json};
@@ -58,7 +58,7 @@ async fn survives_kill_9() {
     std::fs::write(
         &cfg_path,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[search]\nexact_below = 50\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[search]\nexact_below = 50\nmax_k = 10\ndefault_k = 5\nrescore = 20\n",
             dir.path().join("data")
         ),
     )
@@ -143,32 +143,4 @@ async fn survives_kill_9() {
         r.bytes().await.expect("bytes").as_ref(),
         b"\xFF\xD8\xFFpersist"
     );
-
-    // The index is rebuilt in the background; once it covers everything,
-    // answers are the same.
-    let metrics_ok = async {
-        for _ in 0..200 {
-            let t = c
-                .get(format!("{}/metrics", p.base))
-                .send()
-                .await
-                .expect("get")
-                .text()
-                .await
-                .expect("text");
-            if t.contains("wayside_data_faces_indexed 120") {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    };
-    assert!(metrics_ok.await, "index rebuilt after restart");
-    let (_, b) = post(
-        &c,
-        format!("{}/search-face", p.base),
-        json!({"face_vector": vector(57, 0.02), "k": 3}),
-    )
-    .await;
-    assert_eq!(ids(&b)[0], "f57");
 }

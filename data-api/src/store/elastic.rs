@@ -556,7 +556,6 @@ impl Store for ElasticStore {
             Ok(StoreStats {
                 faces: self.count(&self.faces_index).await?,
                 plates: self.count(&self.plates_index).await?,
-                faces_indexed: None,
             })
         })
     }

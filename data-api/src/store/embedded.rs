@@ -1,5 +1,5 @@
-//! The default store: SQLite on disk for the records, an in-memory copy of the
-//! face vectors for search, and an HNSW index once the set is large.
+//! The default store: SQLite on disk for the records, and in memory the face
+//! vectors plus their binary codes for search.
 //!
 //! - Durability: SQLite in WAL mode with `synchronous=FULL`. An ingest is
 //!   acknowledged only after its transaction is fsynced, because the edge
@@ -8,103 +8,42 @@
 //!   batched one transaction per request, which keeps the fsync cost per
 //!   request, not per record. A kill -9 loses nothing acknowledged either way.
 //! - Face search: below `search.exact_below` vectors, exact brute force
-//!   (`vector::brute_force`, parallel chunks). At or above it, a background
-//!   thread builds an HNSW index (`hnsw_rs`) and keeps it up to date; searches
-//!   take HNSW candidates, add an exact scan of the rows not yet indexed, and
-//!   re-rank all of them by exact cosine, so returned scores are exact.
-//! - The graph is persisted (`hnsw_rs` dump) under `<data_dir>/hnsw/` once the
-//!   builder has caught up and the index has grown by a tenth since the last
-//!   dump; a small manifest, replaced atomically, names the dump and the
-//!   rows it covers. On start the indexer reloads it (searches stay exact
-//!   meanwhile) and indexes only the rows added after it; a missing, stale or
-//!   unreadable dump means a rebuild from SQLite, never a wrong answer. At 1M
-//!   vectors a rebuild takes tens of minutes on a 2-core box, a reload seconds.
-//! - `hnsw_rs` over `instant-distance`: it inserts incrementally from several
-//!   threads and supports filtered search; `instant-distance` builds an
-//!   immutable index that would have to be rebuilt on every ingest.
+//!   (`vector::brute_force`, parallel chunks). At or above it, binary
+//!   quantization (`binary`): a scan of one sign bit per dimension picks the
+//!   `search.rescore` best candidates, which are re-ranked by exact cosine,
+//!   so returned scores are exact. Codes are appended on ingest and derived
+//!   from the vectors on load, so there is no index to build or persist: an
+//!   HNSW graph (`hnsw_rs`, used before) built at ~350 inserts/s/core here,
+//!   i.e. hours for 1M vectors, and still missed a tenth of the top 10.
 //! - Plate search: all reads are held normalised in memory and scored with
 //!   `plate::PlateQuery` (edit distance), which is fast enough for one site
 //!   (~100k reads in a few ms).
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak, mpsc};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use hnsw_rs::anndists::dist::Distance;
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnsw::Hnsw;
-use hnsw_rs::hnswio::HnswIo;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
 use super::{
     FaceRecord, FaceSearch, Hit, Ingested, Meta, PlateRecord, PlateSearch, Store, StoreError,
     StoreFuture, StoreStats, finish_hits,
 };
+use crate::binary::{self, Code};
 use crate::config::{FACE_DIMS, SearchConfig};
 use crate::plate;
-use crate::vector::{self, Scored};
+use crate::vector;
 
-/// Cosine distance for unit vectors, using our vectorised dot product.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnitDot;
+/// Where versions before binary quantization kept their HNSW dump (up to
+/// ~2.5 GB at 1M vectors); removed on open, nothing reads it any more.
+const OLD_INDEX_DIR: &str = "hnsw";
 
-impl Distance<f32> for UnitDot {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - vector::dot(a, b)).max(0.0)
-    }
-}
-
-type Index = Hnsw<'static, f32, UnitDot>;
-
-/// Rows handed to the HNSW builder per step, so searches see progress.
-const INDEX_BATCH: usize = 20_000;
-
-/// Directory (under the data dir) holding the persisted graph.
-const INDEX_DIR: &str = "hnsw";
-/// Names the current dump; replaced atomically after the dump is fsynced.
-const MANIFEST: &str = "faces.json";
-/// A new dump is written once the index has grown by this fraction since the
-/// last one: a full dump at 1M vectors writes ~2.5 GB, so not on every batch;
-/// after a crash at most this fraction is re-indexed.
-const DUMP_GROWTH_DIV: usize = 10;
-/// After a failed dump (disk full, permissions), wait this long before trying
-/// again rather than rewriting gigabytes every wake-up.
-const DUMP_RETRY: Duration = Duration::from_secs(600);
-
-/// What `<data_dir>/hnsw/faces.json` records about the dump it names.
-#[derive(Debug, Serialize, Deserialize)]
-struct IndexManifest {
-    /// `hnsw_rs` basename: files `<basename>.hnsw.graph` / `.hnsw.data`.
-    basename: String,
-    /// Slots `0..points` are in the dump.
-    points: usize,
-    /// Rowid of slot `points - 1`: proves the slots still mean the same rows.
-    last_rowid: i64,
-    dims: usize,
-    m: usize,
-}
-
-/// Progress of the HNSW index, for tests, the bench and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexStatus {
-    /// Face vectors held.
-    pub vectors: usize,
-    /// Vectors in the in-memory graph.
-    pub indexed: usize,
-    /// Vectors covered by the dump on disk.
-    pub persisted: usize,
-    /// Vectors reloaded from disk at start (0 = built in this process).
-    pub restored: usize,
-}
-
-/// How a face search ranks: through the index with this `ef_search` (exact
-/// while no index is built), or exact brute force over everything.
+/// How a face search ranks: binary candidates with this many exact
+/// rescores (exact below `exact_below`), or exact brute force regardless.
 #[derive(Debug, Clone, Copy)]
 enum Rank {
-    Index(usize),
+    Binary(usize),
     Exact,
 }
 
@@ -119,10 +58,21 @@ struct FaceSlot {
 struct FaceIndex {
     /// Row-major unit vectors; slot `i` is `vectors[i*DIMS..(i+1)*DIMS]`.
     vectors: Vec<f32>,
+    /// `codes[i]` = `binary::encode` of slot `i`.
+    codes: Vec<Code>,
     slots: Vec<FaceSlot>,
-    hnsw: Option<Arc<Index>>,
-    /// Slots `0..indexed` are in `hnsw`.
-    indexed: usize,
+}
+
+impl FaceIndex {
+    fn push(&mut self, rowid: i64, vector: &[f32], source: String, captured_at_ms: i64) {
+        self.vectors.extend_from_slice(vector);
+        self.codes.push(binary::encode(vector));
+        self.slots.push(FaceSlot {
+            rowid,
+            source,
+            captured_at_ms,
+        });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -139,11 +89,6 @@ struct Inner {
     faces: RwLock<FaceIndex>,
     plates: RwLock<Vec<PlateRow>>,
     cfg: SearchConfig,
-    wake_indexer: Mutex<mpsc::Sender<()>>,
-    dir: PathBuf,
-    persisted: AtomicUsize,
-    restored: AtomicUsize,
-    dump_failed_at: Mutex<Option<Instant>>,
 }
 
 /// Handle to the embedded store; cheap to clone.
@@ -199,8 +144,8 @@ fn blob_to_vector(b: &[u8]) -> Option<Vec<f32>> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `<dir>/wayside.db`, loads vectors and plate reads
-    /// into memory and starts the index builder.
+    /// Opens (or creates) `<dir>/wayside.db` and loads vectors (encoding
+    /// their binary codes) and plate reads into memory.
     pub fn open(dir: &Path, cfg: SearchConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Internal(format!("create {}: {e}", dir.display())))?;
@@ -212,33 +157,33 @@ impl EmbeddedStore {
         conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
 
+        let old = dir.join(OLD_INDEX_DIR);
+        if old.is_dir() {
+            match std::fs::remove_dir_all(&old) {
+                Ok(()) => tracing::info!(path = %old.display(), "removed the unused hnsw dump"),
+                Err(e) => {
+                    tracing::warn!(path = %old.display(), "removing the unused hnsw dump: {e}")
+                }
+            }
+        }
+
+        let t = std::time::Instant::now();
         let faces = load_faces(&conn)?;
         let plates = load_plates(&conn)?;
         tracing::info!(
             faces = faces.slots.len(),
             plates = plates.len(),
+            secs = t.elapsed().as_secs_f64(),
             "embedded store loaded"
         );
-
-        let (tx, rx) = mpsc::channel();
-        let inner = Arc::new(Inner {
-            conn: Mutex::new(conn),
-            faces: RwLock::new(faces),
-            plates: RwLock::new(plates),
-            cfg,
-            wake_indexer: Mutex::new(tx),
-            dir: dir.to_path_buf(),
-            persisted: AtomicUsize::new(0),
-            restored: AtomicUsize::new(0),
-            dump_failed_at: Mutex::new(None),
-        });
-        let weak = Arc::downgrade(&inner);
-        std::thread::Builder::new()
-            .name("hnsw-indexer".into())
-            .spawn(move || run_indexer(weak, rx))
-            .map_err(|e| StoreError::Internal(format!("spawn indexer: {e}")))?;
-        inner.wake();
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                faces: RwLock::new(faces),
+                plates: RwLock::new(plates),
+                cfg,
+            }),
+        })
     }
 
     /// Blocking ingest (used by the bench; routes go through `Store`).
@@ -251,65 +196,22 @@ impl EmbeddedStore {
 
     pub fn search_faces_blocking(&self, q: &FaceSearch) -> Result<Vec<Hit>, StoreError> {
         self.inner
-            .search_faces(q, Rank::Index(self.inner.cfg.hnsw_ef_search))
+            .search_faces(q, Rank::Binary(self.inner.cfg.rescore))
     }
 
-    /// Like `search_faces_blocking` with another HNSW `ef_search` (the
-    /// bench's recall/latency sweep over one built index).
-    pub fn search_faces_with_ef(&self, q: &FaceSearch, ef: usize) -> Result<Vec<Hit>, StoreError> {
-        self.inner.search_faces(q, Rank::Index(ef))
+    /// Like `search_faces_blocking` with another `rescore` count (the
+    /// bench's recall/latency sweep).
+    pub fn search_faces_with_rescore(
+        &self,
+        q: &FaceSearch,
+        rescore: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
+        self.inner.search_faces(q, Rank::Binary(rescore))
     }
 
-    /// The reference: exact brute force over everything, ignoring the index.
+    /// The reference: exact brute force over everything.
     pub fn search_faces_exact(&self, q: &FaceSearch) -> Result<Vec<Hit>, StoreError> {
         self.inner.search_faces(q, Rank::Exact)
-    }
-
-    /// Blocks until the HNSW index covers every vector (bench and tests), or
-    /// the timeout passes; returns whether it caught up.
-    pub fn wait_indexed(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            {
-                let f = self.inner.faces.read();
-                if f.slots.len() < self.inner.cfg.exact_below || f.indexed >= f.slots.len() {
-                    return true;
-                }
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Index progress: in memory, on disk, reloaded at start.
-    pub fn index_status(&self) -> IndexStatus {
-        let f = self.inner.faces.read();
-        IndexStatus {
-            vectors: f.slots.len(),
-            indexed: f.indexed,
-            persisted: self.inner.persisted.load(Ordering::Acquire),
-            restored: self.inner.restored.load(Ordering::Acquire),
-        }
-    }
-
-    /// Blocks until the dump on disk covers the whole index (bench and
-    /// tests), or the timeout passes; returns whether it did.
-    pub fn wait_persisted(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.index_status();
-            if s.vectors < self.inner.cfg.exact_below
-                || (s.indexed >= s.vectors && s.persisted >= s.indexed)
-            {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn blocking<T, F>(&self, f: F) -> StoreFuture<'_, T>
@@ -341,12 +243,12 @@ fn load_faces(conn: &Connection) -> Result<FaceIndex, StoreError> {
                 blob.len()
             )));
         };
-        idx.vectors.extend_from_slice(&v);
-        idx.slots.push(FaceSlot {
+        idx.push(
             rowid,
-            source: row.get(2).map_err(db_err)?,
-            captured_at_ms: row.get(3).map_err(db_err)?,
-        });
+            &v,
+            row.get(2).map_err(db_err)?,
+            row.get(3).map_err(db_err)?,
+        );
     }
     Ok(idx)
 }
@@ -371,235 +273,7 @@ fn load_plates(conn: &Connection) -> Result<Vec<PlateRow>, StoreError> {
     rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
 }
 
-/// Background thread: reloads the persisted graph, then indexes new vectors
-/// once the set is large enough and persists the graph as it grows.
-/// Holds only a weak handle, so dropping the store ends it.
-fn run_indexer(store: Weak<Inner>, wake: mpsc::Receiver<()>) {
-    if let Some(inner) = store.upgrade() {
-        inner.restore_index();
-    }
-    loop {
-        match wake.recv_timeout(Duration::from_millis(500)) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-        let Some(inner) = store.upgrade() else { return };
-        while inner.index_step() {}
-        inner.persist_if_due();
-    }
-}
-
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> String {
-    format!("{what} {}: {e}", path.display())
-}
-
-/// fsyncs a file or directory.
-fn sync_path(path: &Path) -> Result<(), String> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_err("fsync", path, e))
-}
-
 impl Inner {
-    /// Reloads the dumped graph if its manifest still matches the rows and
-    /// the configuration; otherwise leaves the index to be rebuilt.
-    fn restore_index(&self) {
-        let dir = self.dir.join(INDEX_DIR);
-        let manifest_path = dir.join(MANIFEST);
-        let Ok(text) = std::fs::read_to_string(&manifest_path) else {
-            return; // no dump yet
-        };
-        let t = Instant::now();
-        match self.load_dump(&dir, &text) {
-            Ok((hnsw, points)) => {
-                let mut f = self.faces.write();
-                if f.hnsw.is_none() && f.indexed == 0 {
-                    f.hnsw = Some(Arc::new(hnsw));
-                    f.indexed = points;
-                    self.persisted.store(points, Ordering::Release);
-                    self.restored.store(points, Ordering::Release);
-                    tracing::info!(
-                        points,
-                        secs = t.elapsed().as_secs_f64(),
-                        "hnsw index reloaded"
-                    );
-                }
-            }
-            Err(e) => tracing::warn!("hnsw dump not used, rebuilding the index: {e}"),
-        }
-    }
-
-    fn load_dump(&self, dir: &Path, manifest: &str) -> Result<(Index, usize), String> {
-        let m: IndexManifest =
-            serde_json::from_str(manifest).map_err(|e| format!("manifest: {e}"))?;
-        if m.dims != FACE_DIMS || m.m != self.cfg.hnsw_m {
-            return Err(format!(
-                "dump has dims {} M {}, configured {} / {}",
-                m.dims, m.m, FACE_DIMS, self.cfg.hnsw_m
-            ));
-        }
-        {
-            let f = self.faces.read();
-            let last = m.points.checked_sub(1).and_then(|i| f.slots.get(i));
-            if last.is_none_or(|s| s.rowid != m.last_rowid) {
-                return Err(format!(
-                    "dump covers {} rows ending at rowid {}, which the database does not match",
-                    m.points, m.last_rowid
-                ));
-            }
-        }
-        // `load_hnsw` ties the graph's lifetime to the loader (for mmap
-        // reloads); we reload into memory, so the loader is leaked (a few
-        // hundred bytes, once per start) to give the graph a 'static lifetime.
-        let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &m.basename)));
-        // hnsw_rs asserts on malformed files: a damaged dump must cost a
-        // rebuild, not the process.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let io = io; // moved in, so the graph may borrow it for 'static
-            io.load_hnsw::<f32, UnitDot>()
-        }))
-        .map_err(|_| "reading the dump panicked".to_string())?
-        .map_err(|e| format!("reading the dump: {e}"))?;
-        if loaded.get_nb_point() != m.points {
-            return Err(format!(
-                "dump holds {} points, manifest says {}",
-                loaded.get_nb_point(),
-                m.points
-            ));
-        }
-        Ok((loaded, m.points))
-    }
-
-    /// Dumps the graph when it has grown enough since the last dump.
-    fn persist_if_due(&self) {
-        let (hnsw, points, last_rowid) = {
-            let f = self.faces.read();
-            match (
-                &f.hnsw,
-                f.indexed.checked_sub(1).and_then(|i| f.slots.get(i)),
-            ) {
-                (Some(h), Some(last)) => (Arc::clone(h), f.indexed, last.rowid),
-                _ => return,
-            }
-        };
-        let saved = self.persisted.load(Ordering::Acquire);
-        if points <= saved || points - saved < (saved / DUMP_GROWTH_DIV).max(1) {
-            return;
-        }
-        if self
-            .dump_failed_at
-            .lock()
-            .is_some_and(|t| t.elapsed() < DUMP_RETRY)
-        {
-            return;
-        }
-        let t = Instant::now();
-        // Only this thread inserts, so the graph holds exactly `points` now.
-        match self.dump(&hnsw, points, last_rowid) {
-            Ok(()) => {
-                self.persisted.store(points, Ordering::Release);
-                tracing::info!(
-                    points,
-                    secs = t.elapsed().as_secs_f64(),
-                    "hnsw index persisted"
-                );
-            }
-            Err(e) => {
-                *self.dump_failed_at.lock() = Some(Instant::now());
-                tracing::warn!("persisting the hnsw index failed (retry in 10 min): {e}");
-            }
-        }
-    }
-
-    /// Writes the dump, fsyncs it, then atomically points the manifest at it
-    /// and removes older dumps. A crash at any step leaves the previous
-    /// manifest and its files intact.
-    fn dump(&self, hnsw: &Index, points: usize, last_rowid: i64) -> Result<(), String> {
-        let dir = self.dir.join(INDEX_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let basename = hnsw
-            .file_dump(&dir, &format!("faces-{points}-{stamp}"))
-            .map_err(|e| format!("hnsw dump: {e}"))?;
-        let keep = [
-            format!("{basename}.hnsw.graph"),
-            format!("{basename}.hnsw.data"),
-        ];
-        for name in &keep {
-            sync_path(&dir.join(name))?;
-        }
-        let manifest = IndexManifest {
-            basename,
-            points,
-            last_rowid,
-            dims: FACE_DIMS,
-            m: self.cfg.hnsw_m,
-        };
-        let json = serde_json::to_vec(&manifest).map_err(|e| format!("manifest: {e}"))?;
-        let tmp = dir.join(format!("{MANIFEST}.tmp"));
-        std::fs::write(&tmp, json).map_err(|e| io_err("write", &tmp, e))?;
-        sync_path(&tmp)?;
-        let path = dir.join(MANIFEST);
-        std::fs::rename(&tmp, &path).map_err(|e| io_err("rename", &path, e))?;
-        sync_path(&dir)?;
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name != MANIFEST && !keep.contains(&name) {
-                    // Best effort: a leftover old dump only costs disk space.
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn wake(&self) {
-        // A send only fails when the indexer has exited, i.e. on shutdown.
-        let _ = self.wake_indexer.lock().send(());
-    }
-
-    /// Indexes one batch of pending vectors; returns whether there may be more.
-    fn index_step(&self) -> bool {
-        let (hnsw, start, batch) = {
-            let f = self.faces.read();
-            let n = f.slots.len();
-            if n < self.cfg.exact_below || f.indexed >= n {
-                return false;
-            }
-            let hnsw = match &f.hnsw {
-                Some(h) => Arc::clone(h),
-                None => Arc::new(Hnsw::new(
-                    self.cfg.hnsw_m,
-                    (n * 2).max(self.cfg.exact_below * 2),
-                    16,
-                    self.cfg.hnsw_ef_construction,
-                    UnitDot,
-                )),
-            };
-            let end = n.min(f.indexed + INDEX_BATCH);
-            let batch: Vec<Vec<f32>> = (f.indexed..end)
-                .map(|s| f.vectors[s * FACE_DIMS..(s + 1) * FACE_DIMS].to_vec())
-                .collect();
-            (hnsw, f.indexed, batch)
-        };
-        let items: Vec<(&Vec<f32>, usize)> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v, start + i))
-            .collect();
-        hnsw.parallel_insert(&items);
-        let mut f = self.faces.write();
-        if f.hnsw.is_none() {
-            f.hnsw = Some(hnsw);
-        }
-        f.indexed = start + batch.len();
-        tracing::debug!(indexed = f.indexed, total = f.slots.len(), "hnsw progress");
-        true
-    }
-
     fn ingest_faces(&self, records: Vec<FaceRecord>) -> Result<Vec<Ingested>, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err)?;
@@ -635,15 +309,8 @@ impl Inner {
         if !fresh.is_empty() {
             let mut f = self.faces.write();
             for (rowid, r) in fresh {
-                f.vectors.extend_from_slice(&r.vector);
-                f.slots.push(FaceSlot {
-                    rowid,
-                    source: r.meta.source,
-                    captured_at_ms: r.meta.captured_at_ms,
-                });
+                f.push(rowid, &r.vector, r.meta.source, r.meta.captured_at_ms);
             }
-            drop(f);
-            self.wake();
         }
         Ok(out)
     }
@@ -696,60 +363,23 @@ impl Inner {
         Ok(out)
     }
 
-    /// Ranks slots with the index (when built) or by brute force.
+    /// Ranks slots by binary candidates + exact rescore, or by brute force
+    /// (below `exact_below`, or when asked for the reference).
     fn rank_faces(&self, q: &FaceSearch, how: Rank) -> Vec<(i64, f32)> {
         let f = self.faces.read();
         let n = f.slots.len();
-        let k = q.k;
+        let filtered = !q.filter.is_empty();
         let keep = |slot: usize| {
-            q.filter.is_empty()
+            !filtered
                 || f.slots
                     .get(slot)
                     .is_some_and(|s| q.filter.accepts(&s.source, s.captured_at_ms))
         };
-        let scored = match (&f.hnsw, how) {
-            (Some(h), Rank::Index(ef)) if f.indexed > 0 => {
-                let ef = ef.max(k);
-                let filter_fn = |id: &usize| keep(*id);
-                let neighbours = if q.filter.is_empty() {
-                    h.search(&q.vector, k, ef)
-                } else {
-                    h.search_filter(&q.vector, k, ef, Some(&filter_fn))
-                };
-                // Exact re-rank of the candidates, plus an exact scan of the
-                // tail the builder has not reached yet.
-                let mut cands: Vec<Scored> = neighbours
-                    .iter()
-                    .filter(|nb| nb.d_id < n && keep(nb.d_id))
-                    .filter_map(|nb| {
-                        f.vectors
-                            .get(nb.d_id * FACE_DIMS..(nb.d_id + 1) * FACE_DIMS)
-                            .map(|row| Scored {
-                                slot: nb.d_id,
-                                score: vector::dot(&q.vector, row),
-                            })
-                    })
-                    .collect();
-                let tail_start = f.indexed.min(n);
-                cands.extend(vector::brute_force(
-                    &q.vector,
-                    &f.vectors,
-                    FACE_DIMS,
-                    tail_start..n,
-                    k,
-                    keep,
-                ));
-                cands.sort_unstable_by_key(|s| s.slot);
-                cands.dedup_by_key(|s| s.slot);
-                let ranked = vector::top_k(cands, k);
-                if ranked.len() < k && !q.filter.is_empty() {
-                    // A selective filter starves the graph walk: fall back to exact.
-                    vector::brute_force(&q.vector, &f.vectors, FACE_DIMS, 0..n, k, keep)
-                } else {
-                    ranked
-                }
+        let scored = match how {
+            Rank::Binary(rescore) if n >= self.cfg.exact_below => {
+                binary::search(&q.vector, &f.vectors, &f.codes, q.k, rescore, keep)
             }
-            _ => vector::brute_force(&q.vector, &f.vectors, FACE_DIMS, 0..n, k, keep),
+            _ => vector::brute_force(&q.vector, &f.vectors, FACE_DIMS, 0..n, q.k, keep),
         };
         scored
             .into_iter()
@@ -839,11 +469,9 @@ impl Inner {
     }
 
     fn stats(&self) -> StoreStats {
-        let f = self.faces.read();
         StoreStats {
-            faces: f.slots.len() as u64,
+            faces: self.faces.read().slots.len() as u64,
             plates: self.plates.read().len() as u64,
-            faces_indexed: Some(f.indexed as u64),
         }
     }
 }
@@ -862,7 +490,7 @@ impl Store for EmbeddedStore {
     }
 
     fn search_faces(&self, query: FaceSearch) -> StoreFuture<'_, Vec<Hit>> {
-        self.blocking(move |i| i.search_faces(&query, Rank::Index(i.cfg.hnsw_ef_search)))
+        self.blocking(move |i| i.search_faces(&query, Rank::Binary(i.cfg.rescore)))
     }
 
     fn search_plates(&self, query: PlateSearch) -> StoreFuture<'_, Vec<Hit>> {
@@ -892,9 +520,11 @@ mod tests {
     use super::*;
     use crate::store::Filter;
 
+    /// Binary search from 100 vectors on, 50 candidates rescored.
     fn cfg() -> SearchConfig {
         SearchConfig {
             exact_below: 100,
+            rescore: 50,
             ..SearchConfig::default()
         }
     }
@@ -910,7 +540,7 @@ mod tests {
                 id: format!("f{i}"),
                 pic: format!("{i:064x}.jpg"),
                 time_ms: i as u64,
-                source: "cam".into(),
+                source: if i.is_multiple_of(2) { "even" } else { "odd" }.into(),
                 captured_at: "2026-11-24T08:00:00Z".into(),
                 captured_at_ms: 0,
             },
@@ -941,99 +571,68 @@ mod tests {
             .collect()
     }
 
-    const WAIT: Duration = Duration::from_secs(120);
-
     #[test]
-    fn index_survives_restart_and_answers_the_same() {
+    fn binary_search_finds_stored_vectors_and_survives_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rng = StdRng::seed_from_u64(7);
         let qs: Vec<FaceSearch> = (0..20).map(|_| query(unit(&mut rng))).collect();
-
         let store = EmbeddedStore::open(dir.path(), cfg()).expect("open");
-        store
-            .ingest_faces_blocking(records(&mut rng, 0..600))
-            .expect("ingest");
-        assert!(store.wait_indexed(WAIT) && store.wait_persisted(WAIT));
-        let status = store.index_status();
-        assert_eq!(
-            (status.indexed, status.persisted, status.restored),
-            (600, 600, 0)
-        );
+        let recs = records(&mut rng, 0..600);
+        let probes: Vec<FaceSearch> = [3, 300, 599]
+            .iter()
+            .map(|&i| query(recs[i].vector.clone()))
+            .collect();
+        store.ingest_faces_blocking(recs).expect("ingest");
+        for (p, want) in probes.iter().zip(["f3", "f300", "f599"]) {
+            let hits = store.search_faces_blocking(p).expect("search");
+            assert_eq!(hits.len(), 10);
+            assert_eq!(hits[0].meta.id, want);
+            assert!((hits[0].score - 1.0).abs() < 1e-5);
+        }
         let before = answers(&store, &qs);
         drop(store);
 
+        // Codes are derived from the stored vectors: same answers, no build.
         let store = EmbeddedStore::open(dir.path(), cfg()).expect("reopen");
-        assert!(store.wait_indexed(WAIT));
-        let status = store.index_status();
-        assert_eq!(
-            (status.indexed, status.restored),
-            (600, 600),
-            "graph reloaded, not rebuilt"
-        );
         assert_eq!(answers(&store, &qs), before);
-
-        // The reloaded graph keeps growing with new rows.
         let fresh = records(&mut rng, 600..650);
         let probe = query(fresh[17].vector.clone());
         store.ingest_faces_blocking(fresh).expect("ingest more");
-        assert!(store.wait_indexed(WAIT));
-        assert_eq!(store.index_status().indexed, 650);
         let hits = store.search_faces_blocking(&probe).expect("search");
         assert_eq!(hits[0].meta.id, "f617");
-        assert!((hits[0].score - 1.0).abs() < 1e-5);
     }
 
     #[test]
-    fn damaged_or_stale_dump_is_rebuilt() {
+    fn rescoring_everything_is_exact_and_filters_apply_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rng = StdRng::seed_from_u64(8);
-        let qs: Vec<FaceSearch> = (0..10).map(|_| query(unit(&mut rng))).collect();
         let store = EmbeddedStore::open(dir.path(), cfg()).expect("open");
         store
             .ingest_faces_blocking(records(&mut rng, 0..300))
             .expect("ingest");
-        assert!(store.wait_indexed(WAIT) && store.wait_persisted(WAIT));
-        let exact: Vec<Vec<String>> = qs
-            .iter()
-            .map(|q| {
-                let hits = store.search_faces_exact(q).expect("exact");
-                hits.into_iter().map(|h| h.meta.id).collect()
-            })
-            .collect();
-        drop(store);
+        let ids = |hits: Vec<Hit>| hits.into_iter().map(|h| h.meta.id).collect::<Vec<_>>();
+        for _ in 0..10 {
+            let mut q = query(unit(&mut rng));
+            let exact = ids(store.search_faces_exact(&q).expect("exact"));
+            let all = ids(store.search_faces_with_rescore(&q, 300).expect("binary"));
+            assert_eq!(all, exact);
 
-        // Truncate the graph file: the reload fails and the index is rebuilt.
-        let index_dir = dir.path().join(INDEX_DIR);
-        for e in std::fs::read_dir(&index_dir).expect("index dir").flatten() {
-            if e.path().to_string_lossy().ends_with(".hnsw.graph") {
-                std::fs::write(e.path(), b"not a graph").expect("damage");
-            }
+            // Only "odd" rows compete for the candidates, so a filter never
+            // starves the result.
+            q.filter.source = Some("odd".into());
+            let odd = store.search_faces_blocking(&q).expect("filtered");
+            assert_eq!(odd.len(), 10);
+            assert!(odd.iter().all(|h| h.meta.source == "odd"));
         }
-        let store = EmbeddedStore::open(dir.path(), cfg()).expect("reopen");
-        assert!(store.wait_indexed(WAIT));
-        let status = store.index_status();
-        assert_eq!((status.indexed, status.restored), (300, 0));
-        for (q, want) in qs.iter().zip(&exact) {
-            let got: Vec<String> = store
-                .search_faces_blocking(q)
-                .expect("search")
-                .into_iter()
-                .map(|h| h.meta.id)
-                .collect();
-            // 300 vectors at ef_search 128: the index visits everything.
-            assert_eq!(&got, want);
-        }
-        assert!(store.wait_persisted(WAIT), "a fresh dump replaces it");
-        drop(store);
+    }
 
-        // A manifest naming rows the database does not have is ignored.
-        let manifest = index_dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&manifest).expect("manifest");
-        let mut m: IndexManifest = serde_json::from_str(&text).expect("parse");
-        m.last_rowid += 1;
-        std::fs::write(&manifest, serde_json::to_vec(&m).expect("json")).expect("write");
-        let store = EmbeddedStore::open(dir.path(), cfg()).expect("reopen");
-        assert!(store.wait_indexed(WAIT));
-        assert_eq!(store.index_status().restored, 0);
+    #[test]
+    fn old_hnsw_dump_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join(OLD_INDEX_DIR);
+        std::fs::create_dir_all(&old).expect("mkdir");
+        std::fs::write(old.join("faces.json"), b"{}").expect("write");
+        drop(EmbeddedStore::open(dir.path(), cfg()).expect("open"));
+        assert!(!old.exists());
     }
 }

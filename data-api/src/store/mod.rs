@@ -121,8 +121,6 @@ pub struct Ingested {
 pub struct StoreStats {
     pub faces: u64,
     pub plates: u64,
-    /// Faces covered by the ANN index (embedded only).
-    pub faces_indexed: Option<u64>,
 }
 
 pub trait Store: Send + Sync + 'static {

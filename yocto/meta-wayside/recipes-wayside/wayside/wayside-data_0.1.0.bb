@@ -1,7 +1,7 @@
 SUMMARY = "Wayside data API: face and licence-plate search"
 DESCRIPTION = "The central search service Wayside edge daemons forward faces \
-               and plates to: an embedded store (SQLite compiled in, HNSW \
-               index) or an Elasticsearch cluster, over HTTP."
+               and plates to: an embedded store (SQLite compiled in, \
+               binary-quantized face search) or an Elasticsearch cluster, over HTTP."
 SECTION = "net"
 
 require wayside-source.inc
