@@ -147,6 +147,41 @@ async fn streaming_sends_one_line_per_sample_as_it_goes() {
 }
 
 #[tokio::test]
+async fn a_streamed_summary_is_also_kept_as_a_job() {
+    let d = Daemon::start(LIMITS).await;
+    let res = upload(
+        &d,
+        "/video-streaming?summary=true",
+        "otvision-cars-truck.mp4",
+        "1000",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let summary = &last["summary"];
+    let id = summary["job_id"]
+        .as_str()
+        .expect("the summary names its job");
+    let job: Value = Client::new()
+        .get(d.url(&format!("/jobs/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(&job["result"], summary);
+    let video = Client::new()
+        .get(summary["processed_video_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(video.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn streaming_speaks_sse_when_asked() {
     let d = Daemon::start(LIMITS).await;
     let res = Client::new()
@@ -271,6 +306,11 @@ async fn bad_uploads_get_json_errors_and_the_server_keeps_serving() {
     assert!(e.contains("the limit is 60 s"), "{e}");
     let res = c.post(d.url("/video")).body("{}").send().await.unwrap();
     error_of(res, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    for path in ["/video?wait=perhaps", "/video-streaming?summary=2"] {
+        let res = c.post(d.url(path)).multipart(form(small(), Some("500")));
+        let e = error_of(res.send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+        assert!(e.contains("query string"), "{path}: {e}");
+    }
 
     // Still serving.
     let res = post(form(small(), Some("1000"))).await.unwrap();

@@ -2,6 +2,7 @@
 //! `{"error": "…"}` with the status API.md assigns to it.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -63,6 +64,12 @@ impl From<PipelineError> for AppError {
             }
             _ => Self::internal("processing the video", e),
         }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(e: QueryRejection) -> Self {
+        Self::bad_request(e.body_text())
     }
 }
 

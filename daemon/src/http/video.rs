@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,10 @@ pub struct StreamQuery {
     #[serde(default)]
     summary: bool,
 }
+
+/// The status a streamed job ends with when its reader went away (nginx's
+/// "client closed request"; no standard code says it).
+const CLIENT_CLOSED: u16 = 499;
 
 fn yes() -> bool {
     true
@@ -100,9 +105,10 @@ async fn start(
 
 pub async fn video(
     State(state): State<AppState>,
-    Query(q): Query<VideoQuery>,
+    query: Result<Query<VideoQuery>, QueryRejection>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
+    let Query(q) = query?;
     let Started {
         job,
         permit,
@@ -115,19 +121,20 @@ pub async fn video(
     let st = state.clone();
     let job_id = id.clone();
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
         let outcome = job.run(|s| {
             tx.send_replace(JobStatus::Running {
                 progress: (s.timestamp as f32 / duration).min(1.0),
             });
             true
         });
+        // The slot and the spooled upload go before the answer does, so a
+        // client that posts again as soon as it has it finds a free slot.
+        drop((permit, upload));
         let status = match answer(&st, outcome, &annotated, job_id) {
             Ok(result) => JobStatus::Done { result },
             Err(e) => failed(e),
         };
         tx.send_replace(status);
-        drop(upload);
     });
     if !q.wait {
         let status_url = format!("/jobs/{id}");
@@ -237,10 +244,11 @@ impl From<Sample> for StreamedSample {
 
 pub async fn video_streaming(
     State(state): State<AppState>,
-    Query(q): Query<StreamQuery>,
+    query: Result<Query<StreamQuery>, QueryRejection>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
+    let Query(q) = query?;
     let Started {
         job,
         permit,
@@ -248,29 +256,46 @@ pub async fn video_streaming(
         annotated,
     } = start(&state, multipart, q.summary, true).await?;
     let sse = stream::wants_sse(&headers);
+    // With a summary the job is also kept for `GET /jobs/{id}`, as `/video`'s.
+    let registered = annotated.is_some().then(|| state.jobs.register());
     // Two lines in flight: a slow reader blocks the pipeline, not memory.
     let (tx, rx) = mpsc::channel::<serde_json::Value>(2);
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
         let outcome = job.run(|s| {
             let line = serde_json::to_value(StreamedSample::from(s)).unwrap_or_default();
             tx.blocking_send(line).is_ok()
         });
-        let last = match (outcome, annotated) {
-            (Err(PipelineError::Cancelled), _) | (Ok(_), None) => None,
-            (outcome, Some(annotated)) => {
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                Some(match answer(&state, outcome, &annotated, id) {
-                    Ok(summary) => json!({ "summary": summary }),
-                    Err(e) => json!({ "error": e.message }),
-                })
+        drop((permit, upload));
+        let last = match (outcome, annotated, registered) {
+            (Err(PipelineError::Cancelled), annotated, registered) => {
+                if let Some(path) = annotated {
+                    let _ = std::fs::remove_file(path);
+                }
+                if let Some((_, status)) = registered {
+                    status.send_replace(JobStatus::Failed {
+                        code: CLIENT_CLOSED,
+                        error: "cancelled: the client closed the stream".into(),
+                    });
+                }
+                None
             }
-            (Err(e), None) => Some(json!({ "error": AppError::from(e).message })),
+            (outcome, Some(annotated), Some((id, status))) => {
+                let (line, end) = match answer(&state, outcome, &annotated, id) {
+                    Ok(summary) => (
+                        json!({ "summary": summary }),
+                        JobStatus::Done { result: summary },
+                    ),
+                    Err(e) => (json!({ "error": e.message }), failed(e)),
+                };
+                status.send_replace(end);
+                Some(line)
+            }
+            (Ok(_), ..) => None,
+            (Err(e), ..) => Some(json!({ "error": AppError::from(e).message })),
         };
         if let Some(line) = last {
             let _ = tx.blocking_send(line);
         }
-        drop(upload);
     });
     let lines =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
