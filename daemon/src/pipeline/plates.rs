@@ -1,6 +1,9 @@
-//! The plate stage of a job: on tracked frames, read the plates of tracked
-//! vehicles and vote each vehicle's readings into one plate when its track
-//! ends (docs/PLATES.md). What leaves is a [`PlateSighting`]: the plate, its
+//! The plate stage of a job or camera: on tracked frames, read the plates
+//! of tracked vehicles and vote each vehicle's readings into one plate
+//! (docs/PLATES.md) as soon as no more reading will come: the vote has
+//! settled, the vehicle has had its `max_attempts`, or its track ended. A
+//! camera thus reports a parked car once, when it is read, not when it
+//! leaves. What leaves is a [`PlateSighting`]: the plate, its
 //! confidence, a JPEG of the vehicle and the time of that picture.
 //!
 //! Reading a plate costs about as much as detecting a frame's objects, so
@@ -42,7 +45,8 @@ struct Picture {
 }
 
 struct Vehicle {
-    vote: PlateVote<Picture>,
+    /// None once the vehicle's plate has been reported.
+    vote: Option<PlateVote<Picture>>,
     last_read_ms: u64,
     attempts: u32,
 }
@@ -71,30 +75,35 @@ impl<'a> PlateStage<'a> {
     }
 
     /// One tracked frame with the object tracker's tracks. Returns the plates
-    /// of vehicles whose tracks have ended.
+    /// of vehicles read to the end in this frame or whose tracks ended.
     pub fn observe(
         &mut self,
         frame: &RgbFrame,
         t_ms: u64,
         tracks: &[TrackSnapshot],
     ) -> Result<Vec<PlateSighting>, PipelineError> {
+        let mut out = Vec::new();
         for track in due(&self.vehicles, tracks, self.config) {
             let reads = self
                 .session
                 .read_region(frame, track.bbox, &self.config.region)?;
             let vehicle = self.vehicles.entry(track.id).or_insert_with(|| Vehicle {
-                vote: PlateVote::new(&self.config.vote, self.engine.grammar()),
+                vote: Some(PlateVote::new(&self.config.vote, self.engine.grammar())),
                 last_read_ms: t_ms,
                 attempts: 0,
             });
             vehicle.last_read_ms = t_ms;
             vehicle.attempts += 1;
+            let Some(vote) = vehicle.vote.as_mut() else {
+                continue;
+            };
             if let Some(read) = reads.into_iter().find(|r| r.valid()) {
                 let image = super::crop(frame, &track.bbox, self.config.picture_margin);
-                vehicle
-                    .vote
-                    .offer(read.reading, read.format, Picture { t_ms, image });
+                vote.offer(read.reading, read.format, Picture { t_ms, image });
             }
+            let read_out = vote.settled() || vehicle.attempts >= self.config.max_attempts;
+            let done = if read_out { vehicle.vote.take() } else { None };
+            out.extend(self.sighting(track.id, done)?);
         }
         let ended: Vec<u64> = self
             .vehicles
@@ -102,32 +111,38 @@ impl<'a> PlateStage<'a> {
             .filter(|id| !tracks.iter().any(|t| t.id == **id))
             .copied()
             .collect();
-        self.finish_ids(&ended)
+        for id in ended {
+            let vote = self.vehicles.remove(&id).and_then(|v| v.vote);
+            out.extend(self.sighting(id, vote)?);
+        }
+        Ok(out)
     }
 
     /// The plates of the vehicles still in view when the stream ends.
     pub fn finish(mut self) -> Result<Vec<PlateSighting>, PipelineError> {
-        let ids: Vec<u64> = self.vehicles.keys().copied().collect();
-        self.finish_ids(&ids)
-    }
-
-    fn finish_ids(&mut self, ids: &[u64]) -> Result<Vec<PlateSighting>, PipelineError> {
         let mut out = Vec::new();
-        for id in ids {
-            let Some(vehicle) = self.vehicles.remove(id) else {
-                continue;
-            };
-            if let Some(voted) = vehicle.vote.finish() {
-                out.push(PlateSighting {
-                    track_id: *id,
-                    t_ms: voted.payload.t_ms,
-                    text: voted.text,
-                    confidence: voted.confidence,
-                    jpeg: super::encode_jpeg(&voted.payload.image, self.jpeg_quality)?,
-                });
-            }
+        for (id, vehicle) in std::mem::take(&mut self.vehicles) {
+            out.extend(self.sighting(id, vehicle.vote)?);
         }
         Ok(out)
+    }
+
+    /// Vehicle `id`'s vote counted, if it still had one and any ballot.
+    fn sighting(
+        &self,
+        id: u64,
+        vote: Option<PlateVote<Picture>>,
+    ) -> Result<Option<PlateSighting>, PipelineError> {
+        let Some(voted) = vote.and_then(PlateVote::finish) else {
+            return Ok(None);
+        };
+        Ok(Some(PlateSighting {
+            track_id: id,
+            t_ms: voted.payload.t_ms,
+            text: voted.text,
+            confidence: voted.confidence,
+            jpeg: super::encode_jpeg(&voted.payload.image, self.jpeg_quality)?,
+        }))
     }
 }
 
@@ -151,7 +166,7 @@ fn due<'t>(
         })
         .filter_map(|t| match vehicles.get(&t.id) {
             None => Some((None, t)),
-            Some(v) if v.vote.settled() || v.attempts >= config.max_attempts => None,
+            Some(v) if v.vote.is_none() || v.attempts >= config.max_attempts => None,
             Some(v) => Some((Some(v.last_read_ms), t)),
         })
         .collect();
@@ -189,7 +204,7 @@ mod tests {
 
     fn read(config: &PlatesConfig, last_read_ms: u64, attempts: u32) -> Vehicle {
         Vehicle {
-            vote: PlateVote::new(&config.vote, &GrammarConfig::default()),
+            vote: Some(PlateVote::new(&config.vote, &GrammarConfig::default())),
             last_read_ms,
             attempts,
         }
