@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   # building
   build-essential pkg-config libssl-dev ca-certificates curl git
+  # the test CA of the TLS tests
+  openssl
   # decoding, encoding and live sources (the video and camera work)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   libgstrtspserver-1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base

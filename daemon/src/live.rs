@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::camera::{Cameras, Outputs};
+use crate::camera::{Cameras, Outputs, Preview};
 use crate::config::Config;
 use crate::forward::Forwarder;
 use crate::mqtt::Mqtt;
@@ -60,6 +60,18 @@ impl Live {
         if degraded {
             body["status"] = json!("degraded");
         }
+    }
+
+    /// For `GET /cameras` (none when no camera is configured).
+    pub fn cameras(&self) -> Vec<serde_json::Value> {
+        self.cameras
+            .as_ref()
+            .map(Cameras::views)
+            .unwrap_or_default()
+    }
+
+    pub fn preview(&self, camera: &str) -> Option<Preview> {
+        self.cameras.as_ref()?.preview(camera)
     }
 
     pub fn write_prometheus(&self, out: &mut String) {

@@ -334,6 +334,128 @@ impl Drop for Mosquitto {
     }
 }
 
+/// A certificate authority made for one test with Debian's `openssl`, and
+/// server certificates it signs: TLS tested the way a box is deployed,
+/// against a private CA it is told to trust.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    /// The CA certificate (PEM) a client is given as its trust root.
+    pub cert: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = dir.path().join("ca.pem");
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Wayside test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        TestCa { dir, cert }
+    }
+
+    /// A certificate for `127.0.0.1` and `localhost` signed by this CA:
+    /// (certificate, key), both PEM.
+    pub fn server(&self, name: &str) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        let (key, csr, cert) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext.cnf");
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+        // Servers such as Mosquitto drop root for their own user before
+        // reading the key: a throwaway key may be readable by all.
+        use std::os::unix::fs::PermissionsExt;
+        let readable = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        readable(d, 0o755);
+        readable(&d.join(&key), 0o644);
+        (d.join(cert), d.join(key))
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Waits up to 10 s for something to listen on `port`.
 pub fn wait_for_port(port: u16) {
     for _ in 0..100 {

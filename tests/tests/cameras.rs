@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wayside_e2e::{
-    Daemon, Mosquitto, MqttWatch, RtspServer, ffmpeg, free_port, healthz, media, metric,
+    Daemon, DataApi, Mosquitto, MqttWatch, RtspServer, TestCa, ffmpeg, free_port, healthz, media,
+    metric, plate_clip, wait_for_port,
 };
 
 const WINDOW_MS: u64 = 2000;
@@ -165,6 +166,40 @@ async fn file_camera_counts_reach_mqtt_and_status_goes_offline_on_kill() {
             >= 20
     );
 
+    // The web page's view: the latest annotated frame and the last window.
+    let views: Value = reqwest::get(daemon.url("/cameras"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lab = &views["cameras"][0];
+    assert_eq!(lab["name"], "lab", "{views}");
+    assert!(lab["preview"]["people_count"].is_u64(), "{views}");
+    assert!(
+        lab["last_window"]["ts"].as_u64() >= windows[6]["ts"].as_u64(),
+        "{views}"
+    );
+    let res = reqwest::get(daemon.url(lab["preview"]["url"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let picture = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!((picture.width(), picture.height()), (768, 576));
+    let res = reqwest::get(daemon.url("/cameras/nowhere/preview.jpg"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let e: Value = res.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("nowhere"), "{e}");
+    assert!(
+        daemon
+            .metric("wayside_camera_stage_seconds_count{stage=\"annotate\"}")
+            .await
+            >= 5
+    );
+
     let _dir = daemon.kill();
     let killed = Instant::now();
     watch
@@ -298,6 +333,16 @@ async fn unreachable_camera_and_refused_credentials_leave_http_serving() {
     );
     assert_eq!(daemon.metric("wayside_camera_up").await, 0);
     assert_eq!(daemon.metric("wayside_mqtt_connected").await, 0);
+    let views: Value = reqwest::get(daemon.url("/cameras"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for c in views["cameras"].as_array().unwrap() {
+        assert_eq!(c["up"], false, "{views}");
+        assert!(c["preview"].is_null(), "no frame, no picture: {views}");
+    }
     // The rest of the API still answers.
     let res = reqwest::Client::new()
         .post(daemon.url("/licence-plate"))
@@ -318,4 +363,93 @@ async fn unreachable_camera_and_refused_credentials_leave_http_serving() {
         1,
         "{log}"
     );
+}
+
+/// MQTT over TLS against a private CA made here: with the CA the box's
+/// counts arrive (read back on the broker's plain listener); a box that
+/// trusts another CA refuses the broker and says why, and keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_over_tls_trusts_the_configured_ca_only() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server("broker");
+    let tls_port = free_port();
+    let broker = Mosquitto::start_with(&format!(
+        "allow_anonymous true\n\
+         listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+        ca.cert.display(),
+        cert.display(),
+        key.display()
+    ));
+    wait_for_port(tls_port);
+    let watch = MqttWatch::subscribe(broker.port, "wayside/tls-box/#");
+    let config = |device: &str, ca_file: &Path| {
+        format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:{tls_port}\"\ndevice = \"{device}\"\nca_file = \"{}\"\n\
+             [[camera]]\nname = \"pattern\"\nsource = \"test:\"\nwindow_ms = 1000\npreview_ms = 0\n",
+            ca_file.display()
+        )
+    };
+    let daemon = Daemon::start(&config("tls-box", &ca.cert)).await;
+    watch
+        .wait_for("wayside/tls-box/status", "online", Duration::from_secs(20))
+        .expect("status online over TLS");
+    let (topic, payload) = watch
+        .next(Duration::from_secs(20))
+        .expect("a window's counts over TLS");
+    assert_eq!(topic, "wayside/tls-box/pattern/counts", "{payload}");
+    assert_eq!(healthz(&daemon.base).await["mqtt"]["connected"], true);
+
+    let stranger = TestCa::new();
+    let refused = Daemon::start(&config("tls-stranger", &stranger.cert)).await;
+    let base = refused.base.clone();
+    eventually(
+        Duration::from_secs(15),
+        "the TLS failure counted",
+        || async { metric(&base, "wayside_mqtt_connect_errors_total").await >= 1 },
+    )
+    .await;
+    let h = healthz(&refused.base).await;
+    assert_eq!(h["mqtt"]["connected"], false, "{h}");
+    let why = h["mqtt"]["last_error"].as_str().unwrap_or("");
+    assert!(why.contains("TLS"), "{h}");
+    assert_eq!(refused.metric("wayside_mqtt_published_total").await, 0);
+}
+
+/// A camera reads a plate: the voted plate leaves once on the events topic
+/// (no picture, no vector on MQTT) and once through the outbox to the data
+/// API, even though the vehicle never drives off (the clip loops).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_camera_reports_a_plate_on_mqtt_and_to_the_data_api() {
+    const PLATE: &str = "苏E5B208";
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = plate_clip(tmp.path(), PLATE);
+    let api = DataApi::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let broker = Mosquitto::start();
+    let watch = MqttWatch::subscribe(broker.port, "wayside/plate-box/gate/events");
+    let _daemon = Daemon::start(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"plate-box\"\n\
+         [data_api]\nurl = \"{}\"\n[plates]\nenabled = true\n\
+         [[camera]]\nname = \"gate\"\nsource = \"file:{}\"\nwindow_ms = 2000\npreview_ms = 0\n",
+        broker.url(),
+        api.base,
+        clip.display()
+    ))
+    .await;
+    let (_, payload) = watch
+        .next(Duration::from_secs(60))
+        .expect("a plate event within a minute");
+    let event: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(event["kind"], "plate", "{event}");
+    assert_eq!(event["licence_plate"], PLATE, "{event}");
+    assert!(event["ts"].as_u64().unwrap() > 1_700_000_000_000, "{event}");
+    assert!(
+        event.get("jpeg").is_none() && payload.len() < 300,
+        "{payload}"
+    );
+    api.wait_for_records("plates", 1, Duration::from_secs(30))
+        .await;
+    // Read once: the looping clip shows the same vehicle, which stays one
+    // track and is not read again.
+    assert!(watch.next(Duration::from_secs(5)).is_none());
+    assert_eq!(api.records("plates").await, 1);
 }

@@ -367,6 +367,74 @@ async fn the_page_works_in_a_real_browser() {
     c.close().await.unwrap();
 }
 
+/// Live cameras: a tile each, the working one with its annotated frame and
+/// counts, the dead one marked down with the reason.
+#[tokio::test]
+async fn the_cameras_tab_shows_each_camera() {
+    let dead_port = free_port();
+    let d = Daemon::start(&format!(
+        "[[camera]]\nname = \"road\"\nsource = \"file:{}\"\nwindow_ms = 1000\npreview_ms = 500\n\
+         [[camera]]\nname = \"gone\"\nsource = \"rtsp://127.0.0.1:{dead_port}/x\"\nreconnect_min_ms = 200\n",
+        media("otvision-cars-truck.mp4").display()
+    ))
+    .await;
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&d.url("/")).await.unwrap();
+    tab(&c, "cameras").await;
+    until(
+        &c,
+        "const i = document.querySelector('.tile[data-camera=\"road\"] img'); \
+         return !!i && i.complete && i.naturalWidth === 800;",
+        Duration::from_secs(60),
+        "the road camera's frame",
+    )
+    .await;
+    until(
+        &c,
+        "const t = document.querySelector('.tile[data-camera=\"road\"] figcaption'); \
+         return !!t && t.innerText.includes('window');",
+        Duration::from_secs(30),
+        "the road camera's last window",
+    )
+    .await;
+    let road = text(&c, ".tile[data-camera=\"road\"] figcaption").await;
+    assert!(road.contains("fps") && road.contains("now:"), "{road}");
+    let first = js(
+        &c,
+        "return document.querySelector('.tile[data-camera=\"road\"] img').src;",
+    )
+    .await;
+    until(
+        &c,
+        &format!(
+            "return document.querySelector('.tile[data-camera=\"road\"] img').src !== {first};"
+        ),
+        Duration::from_secs(20),
+        "a newer frame",
+    )
+    .await;
+    until(
+        &c,
+        "const t = document.querySelector('.tile[data-camera=\"gone\"]'); \
+         return !!t && t.classList.contains('down');",
+        Duration::from_secs(20),
+        "the dead camera marked down",
+    )
+    .await;
+    let gone = text(&c, ".tile[data-camera=\"gone\"] figcaption").await;
+    assert!(
+        gone.contains("DOWN") && gone.contains("cannot open"),
+        "{gone}"
+    );
+    assert_eq!(text(&c, "#cameras-status").await, "1 of 2 cameras up.");
+    screenshot(&c, "cameras").await;
+    c.set_window_size(390, 844).await.unwrap();
+    assert!(fits(&c).await, "the cameras are wider than a phone");
+    screenshot(&c, "phone-cameras").await;
+    c.close().await.unwrap();
+}
+
 /// A box with tokens: the page loads, a search is refused with the page
 /// asking for the token, and with it the same search goes through (the
 /// token travels as a cookie, which images and videos carry too).

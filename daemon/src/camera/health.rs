@@ -1,15 +1,19 @@
 //! What a camera thread tells the HTTP side: up or down and why, when the
-//! last frame came, counters and rates for `/metrics`, and the per-stage
-//! latency histograms shared by all cameras.
+//! last frame came, counters and rates for `/metrics`, the per-stage
+//! latency histograms shared by all cameras, and for the web page the
+//! latest annotated frame and window.
 
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use serde_json::json;
+use wayside_vision::count::FrameCounts;
 
 use crate::metrics::{Histogram, RateMeter};
+use crate::pipeline::analyse::{Stage, StageClock};
 
 /// Per-frame latency of each stage, over all cameras.
 #[derive(Debug, Default)]
@@ -21,6 +25,23 @@ pub struct StageLatency {
     pub track: Histogram,
     pub faces: Histogram,
     pub plates: Histogram,
+    /// Drawing and encoding the page's preview.
+    pub annotate: Histogram,
+}
+
+/// A camera thread records into the shared histograms through a reference.
+impl StageClock for &StageLatency {
+    fn record(&mut self, stage: Stage, took: Duration) {
+        match stage {
+            Stage::Decode => &self.decode,
+            Stage::Detect => &self.detect,
+            Stage::Track => &self.track,
+            Stage::Faces => &self.faces,
+            Stage::Plates => &self.plates,
+            Stage::Annotate => &self.annotate,
+        }
+        .observe(took);
+    }
 }
 
 impl StageLatency {
@@ -36,6 +57,7 @@ impl StageLatency {
             ("track", &self.track),
             ("faces", &self.faces),
             ("plates", &self.plates),
+            ("annotate", &self.annotate),
         ] {
             h.write(out, name, &format!("stage=\"{stage}\""));
         }
@@ -48,6 +70,16 @@ struct Status {
     /// Why it is down (or was last down).
     error: Option<String>,
     last_frame: Option<Instant>,
+}
+
+/// The latest annotated frame of a camera, for the web page.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub jpeg: Bytes,
+    /// When the frame was analysed, Unix ms.
+    pub unix_ms: u64,
+    /// Objects in that frame.
+    pub counts: FrameCounts,
 }
 
 #[derive(Debug)]
@@ -64,6 +96,9 @@ pub struct CameraHealth {
     pub errors: AtomicU64,
     pub loops: AtomicU64,
     pub windows: AtomicU64,
+    preview: Mutex<Option<Preview>>,
+    /// The last window's MQTT payload.
+    last_window: Mutex<Option<serde_json::Value>>,
 }
 
 impl CameraHealth {
@@ -84,6 +119,8 @@ impl CameraHealth {
             errors: AtomicU64::new(0),
             loops: AtomicU64::new(0),
             windows: AtomicU64::new(0),
+            preview: Mutex::new(None),
+            last_window: Mutex::new(None),
         }
     }
 
@@ -115,6 +152,45 @@ impl CameraHealth {
 
     fn last_frame_age(&self) -> Option<Duration> {
         self.status().last_frame.map(|t| t.elapsed())
+    }
+
+    pub fn set_preview(&self, preview: Preview) {
+        *self.preview.lock().unwrap_or_else(|e| e.into_inner()) = Some(preview);
+    }
+
+    pub fn preview(&self) -> Option<Preview> {
+        self.preview
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_last_window(&self, payload: serde_json::Value) {
+        self.windows.fetch_add(1, Ordering::Relaxed);
+        *self.last_window.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+    }
+
+    /// For `GET /cameras`: the health, the latest frame's counts and the
+    /// last closed window.
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = self.json();
+        let preview = self.preview();
+        v["preview"] = match &preview {
+            Some(p) => json!({
+                "url": format!("/cameras/{}/preview.jpg", self.name),
+                "unix_ms": p.unix_ms,
+                "people_count": p.counts.pedestrians,
+                "vehicle_count": p.counts.vehicles,
+            }),
+            None => serde_json::Value::Null,
+        };
+        v["last_window"] = self
+            .last_window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        v
     }
 
     /// For `/healthz`.

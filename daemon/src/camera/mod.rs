@@ -32,6 +32,7 @@ use crate::decode::camera::CameraSource;
 use crate::forward::Forwarder;
 use crate::mqtt::{Mqtt, topic_level};
 use crate::pipeline::Engine;
+pub use health::Preview;
 use health::{CameraHealth, StageLatency};
 
 /// One `[[camera]]` table.
@@ -58,6 +59,10 @@ pub struct CameraConfig {
     pub reconnect_min_ms: u64,
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// How often the web page's picture of the camera is redrawn (an
+    /// annotated JPEG of the latest analysed frame); 0 draws none.
+    #[serde(default = "default_preview_ms")]
+    pub preview_ms: u64,
 }
 
 fn default_window_ms() -> u64 {
@@ -71,6 +76,9 @@ fn default_reconnect_min_ms() -> u64 {
 }
 fn default_reconnect_max_ms() -> u64 {
     30_000
+}
+fn default_preview_ms() -> u64 {
+    1_000
 }
 
 /// Checks every `[[camera]]`; errors name the camera and the field.
@@ -103,6 +111,12 @@ pub fn validate(cameras: &[CameraConfig]) -> Result<()> {
         }
         if c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms {
             bail!("{at}: reconnect_min_ms: must be positive and at most reconnect_max_ms");
+        }
+        if c.preview_ms != 0 && !(100..=600_000).contains(&c.preview_ms) {
+            bail!(
+                "{at}: preview_ms: must be 0 (none) or 100..=600000, got {}",
+                c.preview_ms
+            );
         }
     }
     Ok(())
@@ -178,6 +192,16 @@ impl Cameras {
         self.health.iter().all(|h| h.is_up())
     }
 
+    /// For `GET /cameras`: one object per camera, in config order.
+    pub fn views(&self) -> Vec<serde_json::Value> {
+        self.health.iter().map(|h| h.view()).collect()
+    }
+
+    /// The latest annotated frame of camera `name`.
+    pub fn preview(&self, name: &str) -> Option<Preview> {
+        self.health.iter().find(|h| h.name == name)?.preview()
+    }
+
     /// For `/healthz`: one object per camera.
     pub fn health(&self) -> Vec<serde_json::Value> {
         self.health.iter().map(|h| h.json()).collect()
@@ -238,6 +262,10 @@ mod tests {
             (
                 "name = \"n\"\nsource = \"test:\"\nwindw_ms = 1",
                 "unknown field",
+            ),
+            (
+                "name = \"n\"\nsource = \"test:\"\npreview_ms = 5",
+                "camera \"n\": preview_ms",
             ),
         ] {
             let e = cameras(&format!("[[camera]]\n{text}\n")).unwrap_err();

@@ -9,20 +9,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde_json::json;
+use wayside_vision::Kind;
+use wayside_vision::annotate::Overlay;
 use wayside_vision::count::{Counter, FrameCounts};
-use wayside_vision::detect::DetectorSession;
-use wayside_vision::track::Tracker;
 
-use super::health::{CameraHealth, StageLatency};
+use super::health::{CameraHealth, Preview, StageLatency};
 use super::{CameraConfig, Outputs};
 use crate::backoff::Backoff;
 use crate::decode::Decoder;
 use crate::decode::camera::CameraSource;
 use crate::forward::Sightings;
-use crate::pipeline::Engine;
-use crate::pipeline::faces::{FaceSighting, FaceStage};
-use crate::pipeline::plates::{PlateSighting, PlateStage};
+use crate::pipeline::analyse::{Analysed, Analyser, Stage, StageClock, annotated};
+use crate::pipeline::faces::FaceSighting;
+use crate::pipeline::plates::PlateSighting;
 use crate::pipeline::schedule::Schedule;
+use crate::pipeline::{Engine, encode_jpeg};
 
 /// How often a wait between reconnects looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
@@ -81,17 +82,18 @@ impl WindowClock {
 
 /// The analysis state of one camera, kept across reconnects.
 struct Analysis<'e> {
-    session: DetectorSession<'e>,
-    tracker: Tracker,
+    analyser: Analyser<'e>,
     /// Built for the first stream's frame size; rebuilt if a reconnect
     /// brings another size (the line is in pixels).
     counter: Option<(Counter, (u32, u32))>,
-    faces: Option<FaceStage<'e>>,
-    plates: Option<PlateStage<'e>>,
     sightings: Sightings,
     schedule: Schedule,
     /// The sample of the open window: its index and per-frame counts.
     pending: Option<(u64, FrameCounts)>,
+    /// Objects that passed since the daemon started, for the preview.
+    passed: (u32, u32),
+    /// When the preview was last drawn.
+    previewed: Option<Instant>,
 }
 
 impl Camera {
@@ -159,19 +161,8 @@ impl Camera {
     fn analysis<'e>(&self, engine: &'e Engine, clock: &WindowClock) -> Result<Analysis<'e>> {
         let started = UNIX_EPOCH + Duration::from_millis(clock.origin_ms);
         Ok(Analysis {
-            session: engine.detector.session()?,
-            tracker: Tracker::new(engine.tracker.clone())?,
+            analyser: Analyser::new(engine, true)?,
             counter: None,
-            faces: engine
-                .faces_config
-                .enabled
-                .then(|| FaceStage::new(&engine.faces, &engine.faces_config, engine.jpeg_quality))
-                .transpose()?,
-            plates: engine
-                .plates
-                .as_ref()
-                .map(|p| PlateStage::new(p, &engine.plates_config, engine.jpeg_quality))
-                .transpose()?,
             sightings: self
                 .outputs
                 .forwarder
@@ -179,6 +170,8 @@ impl Camera {
             // No fps: a live frame stands for its own instant only.
             schedule: Schedule::new(self.config.window_ms, engine.min_track_fps, None),
             pending: None,
+            passed: (0, 0),
+            previewed: None,
         })
     }
 
@@ -193,7 +186,7 @@ impl Camera {
                 Ok(None) => return End::Ended,
                 Err(e) => return End::Failed(format!("{}: {e}", self.source)),
             };
-            self.stages.decode.observe(waited.elapsed());
+            (&*self.stages).record(Stage::Decode, waited.elapsed());
             self.health.frame();
             let t = clock.now_ms();
             let slot = a.schedule.slot(t);
@@ -232,42 +225,71 @@ impl Camera {
             a.counter = Some((counter, size));
         }
         let (counter, _) = a.counter.as_mut().context("counter set above")?;
-
-        let started = Instant::now();
-        let detections = a.session.detect(rgb)?;
-        self.stages.detect.observe(started.elapsed());
-
-        let started = Instant::now();
-        let tracks = a.tracker.update(&detections, t);
-        counter.observe(t, &tracks);
-        self.stages.track.observe(started.elapsed());
-
-        if let Some(stage) = a.faces.as_mut() {
-            let started = Instant::now();
-            let found = stage.observe(rgb, t, &detections)?;
-            for face in found {
-                self.face(&a.sightings, face, clock);
-            }
-            self.stages.faces.observe(started.elapsed());
+        let mut stages = &*self.stages;
+        let mut found = a.analyser.frame(rgb, t, counter, &mut stages)?;
+        for face in std::mem::take(&mut found.faces) {
+            stages.time(Stage::Faces, || self.face(&a.sightings, face, clock));
         }
-        if let Some(stage) = a.plates.as_mut() {
-            let started = Instant::now();
-            for plate in stage.observe(rgb, t, &tracks)? {
-                self.plate(&a.sightings, plate, clock);
-            }
-            self.stages.plates.observe(started.elapsed());
+        for plate in std::mem::take(&mut found.plates) {
+            stages.time(Stage::Plates, || self.plate(&a.sightings, plate, clock));
         }
         self.health.frames_analysed.fetch_add(1, Ordering::Relaxed);
         self.health.analysed.tick();
+        for e in &found.passed {
+            match e.kind {
+                Kind::Pedestrian => a.passed.0 = a.passed.0.saturating_add(1),
+                Kind::Vehicle => a.passed.1 = a.passed.1.saturating_add(1),
+            }
+        }
+        let now = counter.frame_counts(&found.detections);
+        let preview_every = Duration::from_millis(self.config.preview_ms);
+        if self.config.preview_ms > 0 && a.previewed.is_none_or(|p| p.elapsed() >= preview_every) {
+            a.previewed = Some(Instant::now());
+            stages.time(Stage::Annotate, || {
+                self.preview(rgb, &found, now, a.passed, clock)
+            })?;
+        }
 
         let sample = (next_sample as u64).checked_sub(1);
         let starts_window = sample.is_some_and(|s| a.pending.is_none_or(|(p, _)| p < s));
-        if let (Some(index), true) = (sample, starts_window) {
-            let counts = counter.frame_counts(&detections);
-            if let Some((closed, at_start)) = a.pending.replace((index, counts)) {
-                self.publish_window(counter, closed, at_start, clock);
-            }
+        if let (Some(index), true) = (sample, starts_window)
+            && let Some((closed, at_start)) = a.pending.replace((index, now))
+        {
+            self.publish_window(counter, closed, at_start, clock);
         }
+        Ok(())
+    }
+
+    /// The page's picture of the camera: this frame annotated, as a JPEG.
+    fn preview(
+        &self,
+        rgb: &wayside_vision::frame::RgbFrame,
+        found: &Analysed,
+        now: FrameCounts,
+        passed: (u32, u32),
+        clock: &WindowClock,
+    ) -> Result<()> {
+        let line = self
+            .config
+            .line
+            .map(|l| l.to_pixels(rgb.width(), rgb.height()));
+        let img = annotated(
+            rgb,
+            &Overlay {
+                tracks: &found.tracks,
+                line: line.as_ref(),
+                pedestrians_now: now.pedestrians,
+                vehicles_now: now.vehicles,
+                pedestrians_passed: passed.0,
+                vehicles_passed: passed.1,
+            },
+        );
+        let jpeg = encode_jpeg(&img, self.engine.jpeg_quality)?;
+        self.health.set_preview(Preview {
+            jpeg: jpeg.into(),
+            unix_ms: clock.unix_ms(clock.now_ms()),
+            counts: now,
+        });
         Ok(())
     }
 
@@ -297,7 +319,7 @@ impl Camera {
         if let Some(mqtt) = &self.outputs.mqtt {
             mqtt.publish_counts(&self.config.name, &payload);
         }
-        self.health.windows.fetch_add(1, Ordering::Relaxed);
+        self.health.set_last_window(payload);
     }
 
     /// A vehicle's voted plate: the reading and picture to the outbox, the

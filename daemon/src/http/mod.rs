@@ -86,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/face-detect", post(search::face_detect))
         .route("/licence-plate", post(search::licence_plate))
         .route("/metrics", get(metrics))
+        .route("/cameras", get(cameras))
+        .route("/cameras/{name}/preview.jpg", get(camera_preview))
         .route("/media/{name}", get(media))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The page holds no data: it loads without a token and asks for one.
@@ -163,6 +165,33 @@ async fn metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The live cameras as the web page shows them: health, the latest frame's
+/// counts and the last closed window.
+async fn cameras(State(state): State<AppState>) -> Response {
+    axum::Json(json!({ "cameras": state.live.cameras() })).into_response()
+}
+
+/// A camera's latest annotated frame; never cached, it is a live view.
+async fn camera_preview(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, AppError> {
+    let preview = state.live.preview(&name).ok_or_else(|| {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("no picture of camera {name:?} (no such camera, or no frame yet)"),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        preview.jpeg,
+    )
+        .into_response())
 }
 
 /// Annotated videos, with Range support for seeking in a browser.

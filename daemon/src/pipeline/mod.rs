@@ -3,6 +3,7 @@
 //! the `on_sample` callback (the HTTP stream, the CLI's progress bar) and the
 //! returned [`Summary`].
 
+pub mod analyse;
 pub mod faces;
 pub mod plates;
 pub mod schedule;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use serde::Serialize;
 use thiserror::Error;
-use wayside_vision::annotate::{Overlay, draw_overlay};
+use wayside_vision::annotate::Overlay;
 use wayside_vision::classes::ResolvedClassMap;
 use wayside_vision::count::{
     CountConfig, CountError, Counter, CountingLine, CountsReport, FrameCounts,
@@ -22,15 +23,14 @@ use wayside_vision::count::{
 use wayside_vision::detect::{DetectError, Detector};
 use wayside_vision::face::{FaceEngine, FaceError};
 use wayside_vision::plate::{PlateEngine, PlateError};
-use wayside_vision::track::{Tracker, TrackerConfig, TrackerConfigError};
+use wayside_vision::track::{TrackerConfig, TrackerConfigError};
 use wayside_vision::{BBox, Kind, RgbFrame};
 
 use crate::config::{FacesConfig, PlatesConfig};
 use crate::decode::{DecodeError, Decoder, VideoInfo};
 use crate::encode::{EncodeError, Encoder};
 use crate::forward::Sightings;
-use faces::FaceStage;
-use plates::PlateStage;
+use analyse::{Analyser, Stage, StageClock, annotated};
 use schedule::Schedule;
 
 #[derive(Debug, Error)]
@@ -144,15 +144,20 @@ struct Stopwatch {
     annotate_encode: Duration,
 }
 
-impl Stopwatch {
-    /// Runs `f`, adding its wall time to the stage `pick` selects.
-    fn time<T>(&mut self, pick: fn(&mut Self) -> &mut Duration, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let out = f();
-        *pick(self) += start.elapsed();
-        out
+impl StageClock for Stopwatch {
+    fn record(&mut self, stage: Stage, took: Duration) {
+        *match stage {
+            Stage::Decode => &mut self.decode,
+            Stage::Detect => &mut self.detect,
+            Stage::Track => &mut self.track,
+            Stage::Faces => &mut self.faces,
+            Stage::Plates => &mut self.plates,
+            Stage::Annotate => &mut self.annotate_encode,
+        } += took;
     }
+}
 
+impl Stopwatch {
     fn times(&self) -> StageTimes {
         let ms = |d: Duration| d.as_millis() as u64;
         StageTimes {
@@ -225,8 +230,7 @@ impl Job {
     ) -> Result<Summary, PipelineError> {
         let (engine, info, spec) = (&*self.engine, &self.info, &self.spec);
         let mut schedule = Schedule::new(spec.interval_ms, engine.min_track_fps, info.fps);
-        let mut session = engine.detector.session()?;
-        let mut tracker = Tracker::new(engine.tracker.clone())?;
+        let mut analyser = Analyser::new(engine, spec.sightings.is_some())?;
         let line = spec.line.map(|l| l.to_pixels(info.width, info.height));
         let mut counter = Counter::new(
             engine.count.clone(),
@@ -236,22 +240,6 @@ impl Job {
         if let Some(l) = line {
             counter = counter.with_line(l);
         }
-        let mut face_stage = match &spec.sightings {
-            Some(_) if engine.faces_config.enabled => Some(FaceStage::new(
-                &engine.faces,
-                &engine.faces_config,
-                engine.jpeg_quality,
-            )?),
-            _ => None,
-        };
-        let mut plate_stage = match (&spec.sightings, &engine.plates) {
-            (Some(_), Some(plates)) => Some(PlateStage::new(
-                plates,
-                &engine.plates_config,
-                engine.jpeg_quality,
-            )?),
-            _ => None,
-        };
         let (mut faces_forwarded, mut plates_forwarded) = (0u32, 0u32);
         let mut forward_faces = |found: Vec<faces::FaceSighting>| {
             if let Some(sink) = &spec.sightings {
@@ -288,7 +276,7 @@ impl Job {
         };
 
         let mut watch = Stopwatch::default();
-        while let Some(frame) = watch.time(|w| &mut w.decode, || self.decoder.next_frame())? {
+        while let Some(frame) = watch.time(Stage::Decode, || self.decoder.next_frame())? {
             let t = frame.pts_ms();
             last_pts = t;
             let slot = schedule.slot(t);
@@ -297,46 +285,30 @@ impl Job {
             }
             frames_processed += 1;
             let rgb = frame.rgb();
-            let detections = watch.time(|w| &mut w.detect, || session.detect(&rgb))?;
-            let (tracks, now) = watch.time(
-                |w| &mut w.track,
-                || {
-                    let tracks = tracker.update(&detections, t);
-                    for e in counter.observe(t, &tracks) {
-                        match e.kind {
-                            Kind::Pedestrian => passed_ped += 1,
-                            Kind::Vehicle => passed_veh += 1,
-                        }
-                    }
-                    (tracks, counter.frame_counts(&detections))
-                },
-            );
-            if let Some(stage) = face_stage.as_mut() {
-                let found = watch.time(|w| &mut w.faces, || stage.observe(&rgb, t, &detections))?;
-                watch.time(|w| &mut w.faces, || forward_faces(found));
+            let found = analyser.frame(&rgb, t, &mut counter, &mut watch)?;
+            for e in &found.passed {
+                match e.kind {
+                    Kind::Pedestrian => passed_ped += 1,
+                    Kind::Vehicle => passed_veh += 1,
+                }
             }
-            if let Some(stage) = plate_stage.as_mut() {
-                let found = watch.time(|w| &mut w.plates, || stage.observe(&rgb, t, &tracks))?;
-                watch.time(|w| &mut w.plates, || forward_plates(found));
-            }
+            let now = counter.frame_counts(&found.detections);
+            watch.time(Stage::Faces, || forward_faces(found.faces));
+            watch.time(Stage::Plates, || forward_plates(found.plates));
             let annotate_start = Instant::now();
             let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
             let drawn = (encoder.is_some() || wants_jpeg).then(|| {
-                let mut img =
-                    RgbImage::from_raw(rgb.width(), rgb.height(), rgb.packed().into_owned())
-                        .expect("packed RGB has width * height * 3 bytes");
-                draw_overlay(
-                    &mut img,
+                annotated(
+                    &rgb,
                     &Overlay {
-                        tracks: &tracks,
+                        tracks: &found.tracks,
                         line: line.as_ref(),
                         pedestrians_now: now.pedestrians,
                         vehicles_now: now.vehicles,
                         pedestrians_passed: passed_ped,
                         vehicles_passed: passed_veh,
                     },
-                );
-                img
+                )
             });
             drop(frame);
             if let (Some(enc), Some(img)) = (encoder.as_mut(), drawn.as_ref()) {
@@ -346,9 +318,9 @@ impl Job {
                 (Some(img), true) => Some(encode_jpeg(img, engine.jpeg_quality)?),
                 _ => None,
             };
-            watch.annotate_encode += annotate_start.elapsed();
+            watch.record(Stage::Annotate, annotate_start.elapsed());
             for index in slot.samples {
-                let counts = counter.sample(&detections);
+                let counts = counter.sample(&found.detections);
                 let next = Pending {
                     index,
                     timestamp: index as u64 * spec.interval_ms,
@@ -368,16 +340,11 @@ impl Job {
             return Err(PipelineError::Cancelled);
         }
         if let Some(enc) = encoder {
-            watch.time(|w| &mut w.annotate_encode, || enc.finish())?;
+            watch.time(Stage::Annotate, || enc.finish())?;
         }
-        if let Some(stage) = face_stage {
-            let found = watch.time(|w| &mut w.faces, || stage.finish())?;
-            watch.time(|w| &mut w.faces, || forward_faces(found));
-        }
-        if let Some(stage) = plate_stage {
-            let found = watch.time(|w| &mut w.plates, || stage.finish())?;
-            watch.time(|w| &mut w.plates, || forward_plates(found));
-        }
+        let (faces, plates) = analyser.finish(&mut watch)?;
+        watch.time(Stage::Faces, || forward_faces(faces));
+        watch.time(Stage::Plates, || forward_plates(plates));
         Ok(Summary {
             counts: counter.report(),
             duration_ms: info.duration_ms.unwrap_or(last_pts),

@@ -13,6 +13,7 @@ for (const tab of document.querySelectorAll("nav [data-view]")) {
       t.setAttribute("aria-selected", String(on));
       $("view-" + t.dataset.view).hidden = !on;
     }
+    if (tab.dataset.view === "cameras") watchCameras();
   });
 }
 
@@ -182,6 +183,79 @@ $("video-form").addEventListener("submit", async (ev) => {
     $("video-run").disabled = false;
   }
 });
+
+// --- Cameras -------------------------------------------------------------
+
+// While the tab is open, /cameras is read every CAMERA_POLL_MS and each
+// tile's picture reloaded when the camera has drawn a newer one.
+const CAMERA_POLL_MS = 2000;
+let camerasTimer = null;
+
+function cameraTile(c) {
+  let tile = document.querySelector('.tile[data-camera="' + CSS.escape(c.name) + '"]');
+  if (!tile) {
+    tile = document.createElement("figure");
+    tile.className = "tile";
+    tile.dataset.camera = c.name;
+    const img = document.createElement("img");
+    img.alt = "Camera " + c.name + ", latest annotated frame";
+    const cap = document.createElement("figcaption");
+    tile.append(img, cap);
+    $("cameras-tiles").append(tile);
+  }
+  const img = tile.querySelector("img");
+  if (c.preview && img.dataset.at !== String(c.preview.unix_ms)) {
+    img.dataset.at = String(c.preview.unix_ms);
+    img.src = c.preview.url + "?at=" + c.preview.unix_ms;
+  }
+  tile.classList.toggle("down", !c.up);
+  const lines = [c.name + (c.up ? " · " + c.fps.toFixed(1) + " fps" : " · DOWN")];
+  if (!c.up && c.error) lines.push(c.error);
+  if (c.preview) {
+    lines.push("now: " + c.preview.people_count + " pedestrians, " +
+      c.preview.vehicle_count + " vehicles");
+  }
+  const w = c.last_window;
+  if (w && w.ts !== undefined) {
+    lines.push("last " + Math.round(w.window_ms / 1000) + " s window (" +
+      new Date(w.ts).toLocaleTimeString() + "): " + w.pedestrians_per_interval +
+      " pedestrians, " + w.vehicles_per_interval + " vehicles passed");
+  }
+  tile.querySelector("figcaption").innerText = lines.join("\n");
+}
+
+async function pollCameras() {
+  const error = $("cameras-error");
+  try {
+    const res = await fetch("/cameras");
+    if (res.status === 401) {
+      $("auth").hidden = false;
+      throw new Error("this box needs an access token: enter it above.");
+    }
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const { cameras } = await res.json();
+    clearError(error);
+    $("cameras-status").textContent = cameras.length
+      ? cameras.filter((c) => c.up).length + " of " + cameras.length + " cameras up."
+      : "No cameras on this box: add a [[camera]] to its config.";
+    cameras.forEach(cameraTile);
+  } catch (e) {
+    showError(error, "Cannot read the cameras: " + e.message);
+  }
+}
+
+function watchCameras() {
+  if (camerasTimer !== null) return;
+  pollCameras();
+  camerasTimer = setInterval(() => {
+    if ($("view-cameras").hidden) {
+      clearInterval(camerasTimer);
+      camerasTimer = null;
+    } else {
+      pollCameras();
+    }
+  }, CAMERA_POLL_MS);
+}
 
 // --- Galleries -----------------------------------------------------------
 
