@@ -33,11 +33,14 @@ What is matched to the daemon, and where it comes from:
                   crossing (reference point: bottom centre of the box) or,
                   without a line, once it has travelled one box height
   tracker         vision/src/track/ defaults mapped onto ByteTrack's knobs:
-                  high score 0.45, 3 consecutive frames to confirm, 3 s buffer
+                  a new track needs 0.5, 3 consecutive frames to confirm, 3 s
+                  buffer, IoU >= 0.2 to match
 
 Not the same (a different implementation, by design): supervision's ByteTrack
-has no recovery stage, no per-kind matching and counts the lost buffer in
-frames; LineZone has no hysteresis band and counts every change of side (a
+has no recovery stage, no per-kind matching, counts the lost buffer in
+frames, weighs IoU by the detection's score when matching, and ties its
+thresholds together (a new track needs the high threshold + 0.1: set to the
+daemon's new-track 0.5, which puts the high threshold at 0.4, not 0.45); LineZone has no hysteresis band and counts every change of side (a
 track's first crossing is the one kept here, as the daemon does).
 
 Prints one JSON object: the `/video` counting fields (API.md) plus
@@ -84,7 +87,7 @@ NMS_IOU = 0.5
 COUNT_MIN_SCORE = 0.45
 RIDER_MIN_COVER = 0.5
 MIN_TRAVEL = 1.0
-TRACK_THRESH = 0.45
+NEW_TRACK_THRESH = 0.5
 MIN_HITS = 3
 TRACK_BUFFER_S = 3.0
 MATCH_THRESH = 0.8
@@ -347,7 +350,8 @@ def run(args):
     # buffer (in frames at 30 fps) is TRACK_BUFFER_S seconds.
     step_ms = min(args.interval, schedule.track_period_ms)
     track_fps = min(fps, 1000.0 / step_ms) if fps > 0 else 1000.0 / step_ms
-    tracker = sv.ByteTrack(track_activation_threshold=TRACK_THRESH,
+    # ByteTrack starts tracks at track_activation_threshold + 0.1.
+    tracker = sv.ByteTrack(track_activation_threshold=NEW_TRACK_THRESH - 0.1,
                            lost_track_buffer=round(TRACK_BUFFER_S * 30),
                            minimum_matching_threshold=MATCH_THRESH,
                            frame_rate=track_fps,
