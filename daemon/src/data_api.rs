@@ -76,6 +76,16 @@ impl DataApi {
         }
     }
 
+    /// A picture the data API holds, `GET /media/{name}` with the box's
+    /// token: the answer as it came (the caller passes on its status).
+    pub async fn media(&self, name: &str) -> Result<reqwest::Response, SearchError> {
+        self.http
+            .get(format!("{}/media/{name}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.transport(e))
+    }
+
     fn transport(&self, e: reqwest::Error) -> SearchError {
         if e.is_timeout() {
             SearchError::Timeout(self.timeout_ms)

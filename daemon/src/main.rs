@@ -61,12 +61,7 @@ enum ConfigCommand {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    wayside_service::logging::init("wayside");
     let args = Args::parse();
     let config = config::Config::load(args.config.as_deref())?;
     match args.command {

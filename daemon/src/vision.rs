@@ -100,17 +100,17 @@ pub fn load_plates(config: &Config) -> Result<PlateEngine> {
     PlateEngine::new(detector, recognizer, p.rectify.clone(), p.grammar.clone()).context("plates")
 }
 
-/// Everything a video job needs, loaded and validated.
-pub fn load_engine(config: &Config) -> Result<Engine> {
+/// Everything a video job needs, loaded and validated. The face and plate
+/// models (~70 MiB) only `with_sightings`: `wayside process` forwards and
+/// searches nothing, so it does without them.
+pub fn load_engine(config: &Config, with_sightings: bool) -> Result<Engine> {
     Ok(Engine {
         detector: load_detector(config)?,
-        faces: load_faces(config)?,
+        faces: with_sightings.then(|| load_faces(config)).transpose()?,
         faces_config: config.faces.clone(),
-        plates: if config.plates.enabled {
-            Some(load_plates(config)?)
-        } else {
-            None
-        },
+        plates: (with_sightings && config.plates.enabled)
+            .then(|| load_plates(config))
+            .transpose()?,
         plates_config: config.plates.clone(),
         classes: config.classes.resolve()?,
         tracker: config.tracker.clone(),

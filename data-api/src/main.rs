@@ -98,12 +98,7 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    wayside_service::logging::init("wayside-data");
     let Command::Serve(args) = Cli::parse().command;
     let cfg = args.into_config()?;
     let addr = cfg.listen_addr()?;

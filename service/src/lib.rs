@@ -9,9 +9,10 @@
 //!
 //! Outside systemd (`NOTIFY_SOCKET` unset) every notification is a no-op.
 //! [`auth`] is the bearer-token check both services put in front of their
-//! endpoints.
+//! endpoints; [`logging`] sends their logs to the journal under systemd.
 
 pub mod auth;
+pub mod logging;
 
 use std::time::Duration;
 

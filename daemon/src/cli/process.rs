@@ -35,7 +35,7 @@ pub fn run(config: &Config, args: ProcessArgs) -> Result<()> {
         args.interval > 0,
         "--interval: must be a positive number of milliseconds"
     );
-    let engine = Arc::new(crate::vision::load_engine(config)?);
+    let engine = Arc::new(crate::vision::load_engine(config, false)?);
     let spec = JobSpec {
         interval_ms: args.interval,
         line: args.line,

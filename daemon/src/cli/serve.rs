@@ -12,7 +12,7 @@ use crate::http::{AppState, serve};
 use crate::live::Live;
 
 pub fn run(config: Config) -> Result<()> {
-    let engine = crate::vision::load_engine(&config)?;
+    let engine = crate::vision::load_engine(&config, true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cameras", get(cameras))
         .route("/cameras/{name}/preview.jpg", get(camera_preview))
         .route("/media/{name}", get(media))
+        .route("/data-media/{name}", get(search::data_media))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The page holds no data: it loads without a token and asks for one.
     Router::new()

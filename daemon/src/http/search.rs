@@ -2,15 +2,20 @@
 //! into a data API search, then stream its matches, best first, with the
 //! seed's field names (`time` in ms, `similar_face` / `car_image`) and the
 //! extensions (`score`, `source`, `captured_at`).
+//!
+//! The pictures are linked through this box (`GET /data-media/{name}`): a
+//! browser on the box's network may not reach the central data API, and
+//! when it does it has no data API token.
 
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Multipart, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
@@ -19,6 +24,7 @@ use wayside_vision::face::Face;
 
 use super::error::AppError;
 use super::{AppState, photo, stream, upload};
+use crate::media;
 
 /// How long a photo waits for an inference slot before the client is told
 /// to come back (503): a queue longer than that helps nobody.
@@ -48,6 +54,8 @@ pub async fn face_detect(
         let frame = RgbFrame::from_image(&img).map_err(|e| AppError::internal("frame", e))?;
         engine
             .faces
+            .as_ref()
+            .ok_or_else(|| AppError::internal("finding the face", "face models not loaded"))?
             .session()
             .and_then(|mut s| s.largest_face(&frame))
             .map_err(|e| AppError::internal("finding the face", e))?
@@ -58,7 +66,7 @@ pub async fn face_detect(
     let mut query = json!({ "face_vector": face.embedding });
     add_options(&mut query, up.k, up.min_score);
     let results = state.data_api.search("/search-face", &query).await?;
-    Ok(respond(&headers, results, "similar_face"))
+    Ok(respond(&state, &headers, results, "similar_face"))
 }
 
 #[derive(Deserialize)]
@@ -92,18 +100,24 @@ pub async fn licence_plate(
         .data_api
         .search("/search-licence-plate", &query)
         .await?;
-    Ok(respond(&headers, results, "car_image"))
+    Ok(respond(&state, &headers, results, "car_image"))
 }
 
 /// The data API's results as the edge API's lines: `time` in ms (the data
-/// API's `time` is "mm:ss"), the picture under the seed's name for it, and
-/// the extensions as the data API gave them.
-fn respond(headers: &HeaderMap, results: Vec<Value>, picture: &str) -> Response {
+/// API's `time` is "mm:ss"), the picture under the seed's name for it and
+/// linked through this box, and the extensions as the data API gave them.
+fn respond(state: &AppState, headers: &HeaderMap, results: Vec<Value>, picture: &str) -> Response {
     let picture = picture.to_string();
+    let public = state
+        .config
+        .server
+        .public_url
+        .trim_end_matches('/')
+        .to_string();
     let lines = results.into_iter().map(move |r| {
         let mut line = json!({
             "time": r["time_ms"],
-            picture.as_str(): r["pic"],
+            picture.as_str(): through_box(&r["pic"], &public),
             "score": r["score"],
             "source": r["source"],
             "captured_at": r["captured_at"],
@@ -117,6 +131,61 @@ fn respond(headers: &HeaderMap, results: Vec<Value>, picture: &str) -> Response 
         stream::wants_sse(headers),
         futures_util::stream::iter(lines),
     )
+}
+
+/// A data API media link (`…/media/<sha256>.jpg`) as this box's
+/// `/data-media/` link; anything else (a sender's own URL) as it is.
+fn through_box(pic: &Value, public: &str) -> Value {
+    match pic.as_str().and_then(|p| p.rsplit_once("/media/")) {
+        Some((_, name)) if media::valid_name(name) => json!(format!("{public}/data-media/{name}")),
+        _ => pic.clone(),
+    }
+}
+
+/// `GET /data-media/{name}`: a picture from the data API, fetched with the
+/// box's token. Content-addressed, so it never changes: cached for a day.
+pub async fn data_media(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, AppError> {
+    if !media::valid_name(&name) {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("no media {name:?}"),
+        ));
+    }
+    let res = state.data_api.media(&name).await?;
+    let status = res.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("the data API has no {name:?}"),
+        ));
+    }
+    if !status.is_success() {
+        tracing::warn!("data API /media/{name}: status {status}");
+        return Err(AppError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("data API answered {status} for the picture"),
+        ));
+    }
+    let kind = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=86400, immutable".into(),
+            ),
+        ],
+        Body::from_stream(res.bytes_stream()),
+    )
+        .into_response())
 }
 
 fn add_options(query: &mut Value, k: Option<u64>, min_score: Option<f64>) {

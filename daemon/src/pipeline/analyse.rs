@@ -64,8 +64,11 @@ impl<'e> Analyser<'e> {
     /// Faces and plates are looked for only with `sightings` (somewhere to
     /// send them) and when enabled in the config.
     pub fn new(engine: &'e Engine, sightings: bool) -> Result<Self, PipelineError> {
-        let faces = (sightings && engine.faces_config.enabled)
-            .then(|| FaceStage::new(&engine.faces, &engine.faces_config, engine.jpeg_quality))
+        let faces = engine
+            .faces
+            .as_ref()
+            .filter(|_| sightings && engine.faces_config.enabled)
+            .map(|f| FaceStage::new(f, &engine.faces_config, engine.jpeg_quality))
             .transpose()?;
         let plates = engine
             .plates

@@ -62,7 +62,8 @@ pub enum PipelineError {
 /// Everything loaded once at start and shared by all jobs.
 pub struct Engine {
     pub detector: Detector,
-    pub faces: FaceEngine,
+    /// None in `wayside process`, which looks for no sightings.
+    pub faces: Option<FaceEngine>,
     pub faces_config: FacesConfig,
     /// Loaded only when `plates.enabled`: `/licence-plate` searches text.
     pub plates: Option<PlateEngine>,
