@@ -166,6 +166,23 @@ impl Daemon {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// Peak resident memory so far, MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        peak_rss_mib(self.child.id())
+    }
+}
+
+/// `VmHWM` of process `pid`, MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 impl Drop for Daemon {
@@ -238,6 +255,11 @@ impl DataApi {
 
     pub async fn metric(&self, prefix: &str) -> u64 {
         metric(&self.base, prefix).await
+    }
+
+    /// Peak resident memory so far, MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        peak_rss_mib(self.child.id())
     }
 
     /// Records of `kind` (`faces`, `plates`) in the embedded store.
