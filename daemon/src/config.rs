@@ -147,6 +147,10 @@ pub struct DataApiConfig {
     /// `outbox.auth_token` is set. Also `WAYSIDE_DATA_API_TOKEN`, so it can
     /// live in the unit's 0600 environment file.
     pub auth_token: Option<String>,
+    /// PEM file of the CA(s) that sign an `https://` data API's
+    /// certificate (a private CA); the outbox uses it too unless
+    /// `outbox.ca_file` is set.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for DataApiConfig {
@@ -155,6 +159,7 @@ impl Default for DataApiConfig {
             url: "http://127.0.0.1:8090".into(),
             timeout_ms: 5_000,
             auth_token: None,
+            ca_file: None,
         }
     }
 }

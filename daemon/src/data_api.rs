@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -39,10 +40,19 @@ impl DataApi {
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
-            .default_headers(headers)
-            .build()?;
+            .default_headers(headers);
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("data_api.ca_file: reading {}", path.display()))?;
+            for ca in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("data_api.ca_file: {}", path.display()))?
+            {
+                http = http.add_root_certificate(ca);
+            }
+        }
+        let http = http.build()?;
         Ok(Self {
             http,
             base: config.url.trim_end_matches('/').to_string(),
@@ -90,7 +100,19 @@ impl DataApi {
         if e.is_timeout() {
             SearchError::Timeout(self.timeout_ms)
         } else {
-            SearchError::Unreachable(e.without_url().to_string())
+            // The causes say why (refused, a certificate from an unknown
+            // CA, …); reqwest's own text only says that sending failed.
+            let mut causes = Vec::new();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                causes.push(c.to_string());
+                cause = c.source();
+            }
+            let why = std::iter::once(e.without_url().to_string())
+                .chain(causes)
+                .collect::<Vec<_>>()
+                .join(": ");
+            SearchError::Unreachable(why)
         }
     }
 }

@@ -25,7 +25,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         field,
         reason: reason.into(),
@@ -65,6 +65,10 @@ pub struct Config {
     pub backend: BackendKind,
     /// Bearer tokens accepted on every endpoint but `/healthz`; empty = no auth.
     pub auth_tokens: Vec<String>,
+    /// HTTPS: the certificate chain (PEM) and its private key (PEM). Both
+    /// or neither; without them the API speaks plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub limits: Limits,
     pub search: SearchConfig,
     pub elasticsearch: ElasticConfig,
@@ -125,6 +129,8 @@ impl Default for Config {
             public_url: None,
             backend: BackendKind::Embedded,
             auth_tokens: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             limits: Limits::default(),
             search: SearchConfig::default(),
             elasticsearch: ElasticConfig::default(),
@@ -196,6 +202,21 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(invalid("public_url", "must start with http:// or https://"));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(invalid("tls_key", "tls_cert needs tls_key")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "tls_key needs tls_cert")),
+            _ => {}
+        }
+        for (field, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                return Err(invalid(
+                    field,
+                    format!("{} is not a readable file", p.display()),
+                ));
+            }
         }
         if wayside_service::auth::too_short(&self.auth_tokens).is_some() {
             return Err(invalid(

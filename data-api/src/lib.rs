@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plate;
 pub mod routes;
 pub mod store;
+pub mod tls;
 pub mod vector;
 
 use std::future::Future;
@@ -58,13 +59,30 @@ pub fn build(cfg: Config) -> Result<Router, StartError> {
     }))
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// Serves `router` on `listener` (HTTPS with `tls`) until `shutdown`
+/// completes, then drains within the service's stop budget.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let Some(tls) = tls else {
+        return axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopping.graceful_shutdown(Some(wayside_service::STOP_BUDGET));
+    });
+    axum_server::from_tcp_rustls(
+        listener.into_std()?,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )?
+    .handle(handle)
+    .serve(router.into_make_service())
+    .await
 }

@@ -52,6 +52,11 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     auth_tokens: Vec<String>,
+    /// HTTPS certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "WAYSIDE_DATA_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "WAYSIDE_DATA_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -91,6 +96,12 @@ impl ServeArgs {
         if !self.auth_tokens.is_empty() {
             cfg.auth_tokens = self.auth_tokens;
         }
+        if self.tls_cert.is_some() {
+            cfg.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            cfg.tls_key = self.tls_key;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -102,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let Command::Serve(args) = Cli::parse().command;
     let cfg = args.into_config()?;
     let addr = cfg.listen_addr()?;
+    let tls = wayside_data::tls::server_config(&cfg)?;
     let router = wayside_data::build(cfg)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -110,10 +122,11 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%local, "wayside-data listening");
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{local}")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "listening on {scheme}://{local}")?;
         out.flush()?;
     }
     wayside_service::ready();
-    wayside_data::serve(listener, router, wayside_service::shutdown_signal()).await?;
+    wayside_data::serve(listener, router, tls, wayside_service::shutdown_signal()).await?;
     Ok(())
 }

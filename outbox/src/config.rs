@@ -26,6 +26,9 @@ pub struct OutboxConfig {
     pub retry_max_ms: u64,
     /// Bearer token for the data API, when it requires one.
     pub auth_token: Option<String>,
+    /// PEM file of the CA(s) that sign an `https://` data API's
+    /// certificate, when it is not in the public roots (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for OutboxConfig {
@@ -39,6 +42,7 @@ impl Default for OutboxConfig {
             retry_min_ms: 500,
             retry_max_ms: 60_000,
             auth_token: None,
+            ca_file: None,
         }
     }
 }

@@ -105,6 +105,15 @@ impl Outbox {
             headers.insert(reqwest::header::AUTHORIZATION, value);
             http = http.default_headers(headers);
         }
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| crate::config::ConfigError {
+                field: "ca_file",
+                reason: format!("reading {}: {e}", path.display()),
+            })?;
+            for ca in reqwest::Certificate::from_pem_bundle(&pem)? {
+                http = http.add_root_certificate(ca);
+            }
+        }
         let http = http.build()?;
 
         let counters = Arc::new(Counters::default());

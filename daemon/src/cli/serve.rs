@@ -21,6 +21,9 @@ pub fn run(config: Config) -> Result<()> {
         if outbox_config.auth_token.is_none() {
             outbox_config.auth_token = config.data_api.auth_token.clone();
         }
+        if outbox_config.ca_file.is_none() {
+            outbox_config.ca_file = config.data_api.ca_file.clone();
+        }
         let (outbox, forwarding) = Outbox::open(outbox_config, &config.data_api.url)?;
         let forwarder = Forwarder::new(outbox.clone(), tokio::runtime::Handle::current());
         let mut state = AppState::new(config, engine, forwarder.clone())?;

@@ -55,7 +55,7 @@ pub async fn start_with(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
-        let _ = wayside_data::serve(listener, router, std::future::pending()).await;
+        let _ = wayside_data::serve(listener, router, None, std::future::pending()).await;
     });
     Server {
         name,
