@@ -262,6 +262,45 @@ impl DataApi {
         peak_rss_mib(self.child.id())
     }
 
+    /// Stores `bytes` under `/media` as the outbox does; the answer
+    /// (`{url, name, size}`).
+    pub async fn put_media(
+        &self,
+        bytes: &[u8],
+        file_name: &str,
+        token: Option<&str>,
+    ) -> serde_json::Value {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name.to_string()),
+        );
+        let req = reqwest::Client::new()
+            .post(format!("{}/media", self.base))
+            .multipart(form);
+        Self::accepted(req, token).await
+    }
+
+    /// POSTs `records` (one object or an array) to `/faces` or `/plates`
+    /// as the outbox does; panics unless accepted.
+    pub async fn ingest(&self, kind: &str, records: &serde_json::Value, token: Option<&str>) {
+        let req = reqwest::Client::new()
+            .post(format!("{}/{kind}", self.base))
+            .json(records);
+        Self::accepted(req, token).await;
+    }
+
+    async fn accepted(req: reqwest::RequestBuilder, token: Option<&str>) -> serde_json::Value {
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let res = req.send().await.expect("the data API answers");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{status}: {text}");
+        serde_json::from_str(&text).unwrap_or_default()
+    }
+
     /// Records of `kind` (`faces`, `plates`) in the embedded store.
     pub async fn records(&self, kind: &str) -> u64 {
         self.metric(&format!(

@@ -106,30 +106,10 @@ async fn pictures_come_through_the_box_when_the_data_api_wants_a_token() {
     );
     let c = Client::new();
     let picture = std::fs::read(media("bus.jpg")).unwrap();
-    let stored: Value = c
-        .post(format!("{}/media", api.base))
-        .bearer_auth(DATA_TOKEN)
-        .multipart(reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(picture.clone()).file_name("bus.jpg"),
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = c
-        .post(format!("{}/plates", api.base))
-        .bearer_auth(DATA_TOKEN)
-        .json(
-            &json!({"id": "p1", "licence_plate": "苏E5B208", "pic": stored["name"],
-                      "time_ms": 1200, "source": "gate"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let stored = api.put_media(&picture, "bus.jpg", Some(DATA_TOKEN)).await;
+    let record = json!({"id": "p1", "licence_plate": "苏E5B208", "pic": stored["name"],
+                        "time_ms": 1200, "source": "gate"});
+    api.ingest("plates", &record, Some(DATA_TOKEN)).await;
 
     let d = Daemon::start(&format!(
         "auth_tokens = [\"{TOKEN}\"]\n[data_api]\nurl = \"{}\"\nauth_token = \"{DATA_TOKEN}\"\n",

@@ -109,11 +109,6 @@ fn plate(i: usize) -> String {
     format!("苏E{:05}", i)
 }
 
-async fn post_batch(c: &Client, url: String, batch: Vec<Value>) {
-    let res = c.post(url).json(&batch).send().await.unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-}
-
 /// `SEARCHES` requests at once from `make(i)`; (p50, p99, bodies).
 async fn at_once(
     make: impl Fn(usize) -> reqwest::RequestBuilder,
@@ -156,7 +151,7 @@ async fn two_hundred_searches_at_once_are_all_answered() {
                        "pic": format!("http://cam.example/{i}.jpg"), "time_ms": i, "source": "load"})
             })
             .collect();
-        post_batch(&c, format!("{}/faces", api.base), batch).await;
+        api.ingest("faces", &Value::Array(batch), None).await;
     }
     let plates = (0..PLATES)
         .map(|i| {
@@ -165,7 +160,8 @@ async fn two_hundred_searches_at_once_are_all_answered() {
         })
         .collect::<Vec<_>>();
     for batch in plates.chunks(500) {
-        post_batch(&c, format!("{}/plates", api.base), batch.to_vec()).await;
+        api.ingest("plates", &Value::Array(batch.to_vec()), None)
+            .await;
     }
     let ingest = t0.elapsed();
     let d = Daemon::start(&format!("[data_api]\nurl = \"{}\"\n", api.base)).await;

@@ -8,34 +8,17 @@
 use std::time::Duration;
 
 use reqwest::Client;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use wayside_e2e::{Daemon, DataApi, media, plate_clip, post_video};
 
 /// Stores a plate read in the data API as the outbox would.
 async fn store_plate(api: &DataApi, id: &str, plate: &str, time_ms: u64, jpeg: &[u8]) -> String {
-    let c = Client::new();
-    let up: Value = c
-        .post(format!("{}/media", api.base))
-        .multipart(Form::new().part("file", Part::bytes(jpeg.to_vec()).file_name("car.jpg")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let up = api.put_media(jpeg, "car.jpg", None).await;
     let url = up["url"].as_str().expect("media url").to_string();
-    let res = c
-        .post(format!("{}/plates", api.base))
-        .json(
-            &json!({"id": id, "licence_plate": plate, "pic": url, "time_ms": time_ms,
-                      "source": "cam-north", "captured_at": "2026-11-29T08:00:00Z",
-                      "confidence": 0.93}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let record = json!({"id": id, "licence_plate": plate, "pic": url, "time_ms": time_ms,
+                        "source": "cam-north", "captured_at": "2026-11-29T08:00:00Z",
+                        "confidence": 0.93});
+    api.ingest("plates", &record, None).await;
     url
 }
 

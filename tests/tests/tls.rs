@@ -6,9 +6,8 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Client;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use wayside_e2e::{Daemon, DataApi, TestCa, plate_clip};
+use wayside_e2e::{Daemon, DataApi, TestCa, plate_clip, post_video};
 
 const PLATE: &str = "苏E5B208";
 
@@ -43,19 +42,7 @@ async fn the_box_speaks_https_to_a_data_api_with_a_private_ca() {
         ca.cert.display()
     ))
     .await;
-    let clip = std::fs::read(plate_clip(tmp.path(), PLATE)).unwrap();
-    let form = Form::new()
-        .text("interval", "400")
-        .part("video", Part::bytes(clip).file_name("plate.mp4"));
-    let summary: Value = Client::new()
-        .post(d.url("/video"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let summary = post_video(&d, &plate_clip(tmp.path(), PLATE), 400).await;
     assert_eq!(summary["plates_forwarded"], 1, "{summary}");
 
     // Forwarded over TLS (outbox), found over TLS (search), picture over TLS.
