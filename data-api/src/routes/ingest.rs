@@ -163,6 +163,17 @@ where
     Ok((out, batch))
 }
 
+/// A `POST /faces` body as validated records (and whether it was a batch):
+/// what the handler stores, without the store. Public for the fuzz target.
+pub fn parse_faces(cfg: &Config, body: Value) -> Result<(Vec<FaceRecord>, bool), AppError> {
+    parse_records(cfg, body, face_record)
+}
+
+/// A `POST /plates` body as validated records (and whether it was a batch).
+pub fn parse_plates(cfg: &Config, body: Value) -> Result<(Vec<PlateRecord>, bool), AppError> {
+    parse_records(cfg, body, plate_record)
+}
+
 fn answer(ids: Vec<String>, outcome: Vec<Ingested>, batch: bool) -> (StatusCode, Json<Value>) {
     if !batch {
         let created = outcome.first().is_some_and(|o| o.created);
@@ -190,7 +201,7 @@ pub async fn ingest_faces(
     State(state): State<AppState>,
     AppJson(body): AppJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let (records, batch) = parse_records(&state.cfg, body, face_record)?;
+    let (records, batch) = parse_faces(&state.cfg, body)?;
     let ids = records.iter().map(|r| r.meta.id.clone()).collect();
     let outcome = state.store.ingest_faces(records).await?;
     Ok(answer(ids, outcome, batch))
@@ -200,7 +211,7 @@ pub async fn ingest_plates(
     State(state): State<AppState>,
     AppJson(body): AppJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let (records, batch) = parse_records(&state.cfg, body, plate_record)?;
+    let (records, batch) = parse_plates(&state.cfg, body)?;
     let ids = records.iter().map(|r| r.meta.id.clone()).collect();
     let outcome = state.store.ingest_plates(records).await?;
     Ok(answer(ids, outcome, batch))
