@@ -6,11 +6,13 @@
 //! `vector` (cosine kernels), `binary` (binary-quantized candidate search)
 //! and `plate` (OCR-confusion normalisation).
 //! `config` is the one settings tree; `error` the one HTTP error type;
-//! `metrics` the Prometheus endpoint.
+//! `metrics` the Prometheus endpoint. `fuzzing` holds the properties the fuzz
+//! targets check (`fuzz/`, docs/RELIABILITY.md).
 
 pub mod binary;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod metrics;
 pub mod plate;
 pub mod routes;

@@ -20,6 +20,11 @@ pub enum VectorError {
 
 /// Checks length and finiteness (as f32: 1e39 is finite in JSON's f64 but
 /// infinite as f32), then scales to unit length.
+///
+/// The norm is summed in f64: in f32 the squares of numbers above ~1.8e19
+/// overflow and those below ~1e-19 vanish or lose their precision, which
+/// refused such vectors as all zeros or scaled them to the wrong length
+/// (found by the `vector` fuzz target).
 pub fn validate(raw: &[f64], dims: usize) -> Result<Vec<f32>, VectorError> {
     if raw.len() != dims {
         return Err(VectorError::WrongLength {
@@ -35,11 +40,16 @@ pub fn validate(raw: &[f64], dims: usize) -> Result<Vec<f32>, VectorError> {
         }
         v.push(f);
     }
-    let norm = dot(&v, &v).sqrt();
-    if !norm.is_normal() {
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm == 0.0 {
         return Err(VectorError::Zero);
     }
-    v.iter_mut().for_each(|x| *x /= norm);
+    v.iter_mut()
+        .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     Ok(v)
 }
 
@@ -161,6 +171,21 @@ mod tests {
     fn validate_normalises() {
         let v = validate(&[3.0, 4.0], 2).expect("valid");
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    }
+
+    /// Regression (fuzzing): squares that overflow or underflow f32 refused
+    /// valid vectors as all zeros, or scaled them away from unit length.
+    #[test]
+    fn validate_normalises_huge_and_tiny_numbers() {
+        for scale in [1e30, 1e20, 1e-20, 1e-30] {
+            let v = validate(&[3.0 * scale, 4.0 * scale], 2).expect("valid");
+            assert!(
+                (v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6,
+                "{scale}: {v:?}"
+            );
+        }
+        let v = validate(&[3.5e-43; 4], 4).expect("subnormal");
+        assert!(v.iter().all(|x| (x - 0.5).abs() < 1e-6), "{v:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! [`count`] (per-frame and pass-through counts); faces take [`face`]
 //! (detect, align, judge, embed, keep the best per track), and plates
 //! [`plate`] (detect in a vehicle, rectify, read, check, vote per track).
-//! [`runtime`] is the only module that talks to tract.
+//! [`runtime`] is the only module that talks to tract. [`fuzzing`] holds the
+//! properties the fuzz targets check (`fuzz/`, docs/RELIABILITY.md).
 
 pub mod annotate;
 pub mod classes;
@@ -15,6 +16,7 @@ pub mod count;
 pub mod detect;
 pub mod face;
 pub mod frame;
+pub mod fuzzing;
 pub mod geometry;
 pub mod plate;
 pub mod runtime;
