@@ -19,6 +19,17 @@ fn fold_width(c: char) -> char {
     }
 }
 
+/// Longest plate text accepted, in characters: real plates have at most
+/// ten, and matching costs the query's length times each stored read's, for
+/// every read, so a megabyte of "plate" would be a denial of service.
+pub const MAX_CHARS: usize = 32;
+
+/// The client's error for plate text longer than [`MAX_CHARS`].
+pub fn too_long(raw: &str) -> Option<String> {
+    (raw.chars().count() > MAX_CHARS)
+        .then(|| format!("Licence plate must be at most {MAX_CHARS} characters"))
+}
+
 /// Uppercase, letters and digits only (CJK kept), everything else dropped.
 ///
 /// Filtered again after upper-casing: a few letters upper-case into a

@@ -325,6 +325,16 @@ async fn bad_input_is_rejected_with_json() {
             s.post("/plates", p).await,
             (400, json!({"error": "Licence plate is required"}))
         );
+        // Plate text is bounded: matching costs its length per stored read.
+        let long = "京A".repeat(1000);
+        let p = json!({"id": "p", "pic": "p", "time_ms": 1, "licence_plate": long});
+        let too_long = json!({"error": "Licence plate must be at most 32 characters"});
+        assert_eq!(s.post("/plates", p).await, (400, too_long.clone()));
+        assert_eq!(
+            s.post("/search-licence-plate", json!({"licence_plate": long}))
+                .await,
+            (400, too_long)
+        );
         let batch = json!([face("ok", vector(0, 0.0), 1, "s", T0), {"id": "bad"}]);
         let (st, b) = s.post("/faces", batch).await;
         assert_eq!(

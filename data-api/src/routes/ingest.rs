@@ -103,6 +103,9 @@ fn face_record(f: FaceIn) -> Result<FaceRecord, AppError> {
 
 fn plate_record(p: PlateIn) -> Result<PlateRecord, AppError> {
     let licence_plate = required(p.licence_plate, "Licence plate is required")?;
+    if let Some(e) = crate::plate::too_long(&licence_plate) {
+        return Err(AppError::bad(e));
+    }
     if crate::plate::canonical(&licence_plate).is_empty() {
         return Err(AppError::bad(
             "Licence plate must contain letters or digits",

@@ -156,6 +156,9 @@ pub async fn search_licence_plate(
         Some(s) if !s.trim().is_empty() => s,
         _ => return Err(AppError::bad("Licence plate is required")),
     };
+    if let Some(e) = crate::plate::too_long(&text) {
+        return Err(AppError::bad(e));
+    }
     let query = PlateQuery::new(&text, state.cfg.search.plate_max_distance)
         .ok_or_else(|| AppError::bad("Licence plate must contain letters or digits"))?;
     let r = resolve(&state.cfg, &req.options)?;
