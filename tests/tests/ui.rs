@@ -157,6 +157,15 @@ async fn the_page_works_in_a_real_browser() {
     let c = driver.browser().await;
     c.goto(&d.url("/")).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "Wayside");
+    // No tokens on this box: no token prompt.
+    assert_eq!(
+        js(
+            &c,
+            "return getComputedStyle(document.getElementById('auth')).display;"
+        )
+        .await,
+        "none"
+    );
 
     // Video: frames and charts while it runs, then the video and downloads.
     choose_file(&c, "#video-file", &video).await;
@@ -422,6 +431,15 @@ async fn the_cameras_tab_shows_each_camera() {
         "the dead camera marked down",
     )
     .await;
+    // No frame yet: no empty picture either.
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelector('.tile[data-camera=\"gone\"] img').offsetParent;"
+        )
+        .await,
+        Value::Null
+    );
     let gone = text(&c, ".tile[data-camera=\"gone\"] figcaption").await;
     assert!(
         gone.contains("DOWN") && gone.contains("cannot open"),

@@ -316,10 +316,11 @@ impl Camera {
             payload["line_crossings"] = json!({ "in": w.line_in, "out": w.line_out });
         }
         tracing::debug!(camera = %self.config.name, "window {index}: {payload}");
+        // Kept for the page first, so it is never behind what MQTT got.
+        self.health.set_last_window(payload.clone());
         if let Some(mqtt) = &self.outputs.mqtt {
             mqtt.publish_counts(&self.config.name, &payload);
         }
-        self.health.set_last_window(payload);
     }
 
     /// A vehicle's voted plate: the reading and picture to the outbox, the

@@ -204,6 +204,7 @@ function cameraTile(c) {
     $("cameras-tiles").append(tile);
   }
   const img = tile.querySelector("img");
+  img.hidden = !c.preview;
   if (c.preview && img.dataset.at !== String(c.preview.unix_ms)) {
     img.dataset.at = String(c.preview.unix_ms);
     img.src = c.preview.url + "?at=" + c.preview.unix_ms;
