@@ -95,7 +95,7 @@ pub struct CameraHealth {
     pub reconnects: AtomicU64,
     pub errors: AtomicU64,
     pub loops: AtomicU64,
-    pub windows: AtomicU64,
+    windows: AtomicU64,
     preview: Mutex<Option<Preview>>,
     /// The last window's MQTT payload.
     last_window: Mutex<Option<serde_json::Value>>,

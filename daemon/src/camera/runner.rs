@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use wayside_vision::Kind;
 use wayside_vision::annotate::Overlay;
 use wayside_vision::count::{Counter, FrameCounts};
 
@@ -235,24 +234,28 @@ impl Camera {
         }
         self.health.frames_analysed.fetch_add(1, Ordering::Relaxed);
         self.health.analysed.tick();
-        for e in &found.passed {
-            match e.kind {
-                Kind::Pedestrian => a.passed.0 = a.passed.0.saturating_add(1),
-                Kind::Vehicle => a.passed.1 = a.passed.1.saturating_add(1),
-            }
+        let (pedestrians, vehicles) = found.passed_by_kind();
+        a.passed.0 = a.passed.0.saturating_add(pedestrians);
+        a.passed.1 = a.passed.1.saturating_add(vehicles);
+
+        // Objects in the frame are only needed for a preview or a window's
+        // start, not on every frame.
+        let preview_every = Duration::from_millis(self.config.preview_ms);
+        let preview_due =
+            self.config.preview_ms > 0 && a.previewed.is_none_or(|p| p.elapsed() >= preview_every);
+        let sample = (next_sample as u64).checked_sub(1);
+        let starts_window = sample.filter(|s| a.pending.is_none_or(|(p, _)| p < *s));
+        if !preview_due && starts_window.is_none() {
+            return Ok(());
         }
         let now = counter.frame_counts(&found.detections);
-        let preview_every = Duration::from_millis(self.config.preview_ms);
-        if self.config.preview_ms > 0 && a.previewed.is_none_or(|p| p.elapsed() >= preview_every) {
+        if preview_due {
             a.previewed = Some(Instant::now());
             stages.time(Stage::Annotate, || {
                 self.preview(rgb, &found, now, a.passed, clock)
             })?;
         }
-
-        let sample = (next_sample as u64).checked_sub(1);
-        let starts_window = sample.is_some_and(|s| a.pending.is_none_or(|(p, _)| p < s));
-        if let (Some(index), true) = (sample, starts_window)
+        if let Some(index) = starts_window
             && let Some((closed, at_start)) = a.pending.replace((index, now))
         {
             self.publish_window(counter, closed, at_start, clock);

@@ -256,8 +256,9 @@ pub async fn video_streaming(
         annotated,
     } = start(&state, multipart, q.summary, true).await?;
     let sse = stream::wants_sse(&headers);
-    // With a summary the job is also kept for `GET /jobs/{id}`, as `/video`'s.
-    let registered = annotated.is_some().then(|| state.jobs.register());
+    // With a summary (and so an annotated video) the job is also kept for
+    // `GET /jobs/{id}`, as `/video`'s are.
+    let kept = annotated.map(|path| (path, state.jobs.register()));
     // Two lines in flight: a slow reader blocks the pipeline, not memory.
     let (tx, rx) = mpsc::channel::<serde_json::Value>(2);
     tokio::task::spawn_blocking(move || {
@@ -266,12 +267,10 @@ pub async fn video_streaming(
             tx.blocking_send(line).is_ok()
         });
         drop((permit, upload));
-        let last = match (outcome, annotated, registered) {
-            (Err(PipelineError::Cancelled), annotated, registered) => {
-                if let Some(path) = annotated {
+        let last = match (outcome, kept) {
+            (Err(PipelineError::Cancelled), kept) => {
+                if let Some((path, (_, status))) = kept {
                     let _ = std::fs::remove_file(path);
-                }
-                if let Some((_, status)) = registered {
                     status.send_replace(JobStatus::Failed {
                         code: CLIENT_CLOSED,
                         error: "cancelled: the client closed the stream".into(),
@@ -279,7 +278,7 @@ pub async fn video_streaming(
                 }
                 None
             }
-            (outcome, Some(annotated), Some((id, status))) => {
+            (outcome, Some((annotated, (id, status)))) => {
                 let (line, end) = match answer(&state, outcome, &annotated, id) {
                     Ok(summary) => (
                         json!({ "summary": summary }),
@@ -290,8 +289,8 @@ pub async fn video_streaming(
                 status.send_replace(end);
                 Some(line)
             }
-            (Ok(_), ..) => None,
-            (Err(e), ..) => Some(json!({ "error": AppError::from(e).message })),
+            (Ok(_), None) => None,
+            (Err(e), None) => Some(json!({ "error": AppError::from(e).message })),
         };
         if let Some(line) = last {
             let _ = tx.blocking_send(line);

@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use wayside_vision::RgbFrame;
 use wayside_vision::annotate::{Overlay, draw_overlay};
 use wayside_vision::count::{Counter, PassEvent};
 use wayside_vision::detect::{Detection, DetectorSession};
 use wayside_vision::track::{TrackSnapshot, Tracker};
+use wayside_vision::{Kind, RgbFrame};
 
 use super::faces::{FaceSighting, FaceStage};
 use super::plates::{PlateSighting, PlateStage};
@@ -50,6 +50,18 @@ pub struct Analysed {
     pub passed: Vec<PassEvent>,
     pub faces: Vec<FaceSighting>,
     pub plates: Vec<PlateSighting>,
+}
+
+impl Analysed {
+    /// Pedestrians and vehicles that passed in this frame.
+    pub fn passed_by_kind(&self) -> (u32, u32) {
+        let pedestrians = self
+            .passed
+            .iter()
+            .filter(|e| e.kind == Kind::Pedestrian)
+            .count() as u32;
+        (pedestrians, self.passed.len() as u32 - pedestrians)
+    }
 }
 
 /// The detection, tracking, face and plate state of one video or camera.

@@ -24,7 +24,7 @@ use wayside_vision::detect::{DetectError, Detector};
 use wayside_vision::face::{FaceEngine, FaceError};
 use wayside_vision::plate::{PlateEngine, PlateError};
 use wayside_vision::track::{TrackerConfig, TrackerConfigError};
-use wayside_vision::{BBox, Kind, RgbFrame};
+use wayside_vision::{BBox, RgbFrame};
 
 use crate::config::{FacesConfig, PlatesConfig};
 use crate::decode::{DecodeError, Decoder, VideoInfo};
@@ -287,12 +287,9 @@ impl Job {
             frames_processed += 1;
             let rgb = frame.rgb();
             let found = analyser.frame(&rgb, t, &mut counter, &mut watch)?;
-            for e in &found.passed {
-                match e.kind {
-                    Kind::Pedestrian => passed_ped += 1,
-                    Kind::Vehicle => passed_veh += 1,
-                }
-            }
+            let (pedestrians, vehicles) = found.passed_by_kind();
+            passed_ped += pedestrians;
+            passed_veh += vehicles;
             let now = counter.frame_counts(&found.detections);
             watch.time(Stage::Faces, || forward_faces(found.faces));
             watch.time(Stage::Plates, || forward_plates(found.plates));
