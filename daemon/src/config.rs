@@ -233,16 +233,31 @@ impl Default for MediaConfig {
 pub struct VideoConfig {
     /// The tracker sees at least this many frames a second (API.md).
     pub min_track_fps: f64,
+    /// Frames of one video detected at once, each on a thread of its own
+    /// (tracking takes them back in order). Unset: the machine's cores
+    /// divided by `models.threads`.
+    pub detect_workers: Option<usize>,
     pub max_duration_s: u64,
     /// Longest side in pixels.
     pub max_dimension: u32,
     pub jpeg_quality: u8,
 }
 
+impl VideoConfig {
+    /// `detect_workers`, or as many as fit the cores beside `models_threads`.
+    pub fn detect_workers(&self, models_threads: usize) -> usize {
+        self.detect_workers.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / models_threads.max(1)).max(1)
+        })
+    }
+}
+
 impl Default for VideoConfig {
     fn default() -> Self {
         Self {
             min_track_fps: 5.0,
+            detect_workers: None,
             max_duration_s: 3600,
             max_dimension: 3840,
             jpeg_quality: 80,
@@ -330,6 +345,11 @@ impl Config {
                 "video.min_track_fps: must be 1..=60, got {}",
                 v.min_track_fps
             );
+        }
+        if let Some(n) = v.detect_workers
+            && !(1..=64).contains(&n)
+        {
+            bail!("video.detect_workers: must be 1..=64, got {n}");
         }
         if v.max_duration_s == 0 {
             bail!("video.max_duration_s: must be positive");
@@ -448,6 +468,8 @@ mod tests {
         assert!(format!("{e:#}").contains("detector.min_score"), "{e:#}");
         let e = parse("[models]\nthreads = 0").unwrap_err();
         assert!(format!("{e:#}").contains("models.threads"), "{e:#}");
+        let e = parse("[video]\ndetect_workers = 0").unwrap_err();
+        assert!(format!("{e:#}").contains("video.detect_workers"), "{e:#}");
         let e = parse("[classes]\nvehicle = [\"tram\"]").unwrap_err();
         assert!(
             format!("{e:#}").contains("classes: unknown COCO class \"tram\""),

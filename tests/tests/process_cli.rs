@@ -7,13 +7,19 @@ use serde_json::Value;
 use wayside_e2e::{ffmpeg, media, wayside};
 
 fn process(video: &Path, out: Option<&Path>) -> Value {
-    let mut args = vec![
+    process_with(&[], video, out)
+}
+
+/// `process` after the global options `pre` (e.g. `--config FILE`).
+fn process_with(pre: &[&str], video: &Path, out: Option<&Path>) -> Value {
+    let mut args = pre.to_vec();
+    args.extend([
         "process",
         video.to_str().unwrap(),
         "--interval",
         "1000",
         "--json",
-    ];
+    ]);
     if let Some(o) = out {
         args.extend(["--out", o.to_str().unwrap()]);
     }
@@ -106,4 +112,30 @@ fn counts_do_not_depend_on_container_encoding_or_mirroring() {
     let objects =
         |v: &Value| total(v, "pedestrians_per_interval") + total(v, "vehicles_per_interval");
     assert_eq!(objects(&got), objects(&want), "mirrored: {got} vs {want}");
+}
+
+/// Detection runs ahead on worker threads and tracking takes the frames back
+/// in order: however many workers, the same clip must give the same answer,
+/// sample for sample (a frame tracked out of order would move a count).
+#[test]
+fn detection_workers_change_nothing_but_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = media("otvision-cars-cyclist.mp4");
+    let run = |workers: usize| {
+        let config = dir.path().join(format!("workers-{workers}.toml"));
+        std::fs::write(&config, format!("[video]\ndetect_workers = {workers}\n")).unwrap();
+        process_with(&["--config", config.to_str().unwrap()], &clip, None)
+    };
+    let one = run(1);
+    let three = run(3);
+    assert!(one["frames_processed"].as_u64().unwrap() > 10, "{one}");
+    for key in [
+        "pedestrian_counts",
+        "vehicle_counts",
+        "pedestrians_per_interval",
+        "vehicles_per_interval",
+        "frames_processed",
+    ] {
+        assert_eq!(one[key], three[key], "{key}: {one} vs {three}");
+    }
 }

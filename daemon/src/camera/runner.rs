@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use wayside_vision::annotate::Overlay;
 use wayside_vision::count::{Counter, FrameCounts};
+use wayside_vision::detect::DetectorSession;
 
 use super::health::{CameraHealth, Preview, StageLatency};
 use super::{CameraConfig, Outputs};
@@ -81,6 +82,8 @@ impl WindowClock {
 
 /// The analysis state of one camera, kept across reconnects.
 struct Analysis<'e> {
+    /// A camera detects inline: it analyses the newest frame, never a queue.
+    detector: DetectorSession<'e>,
     analyser: Analyser<'e>,
     /// Built for the first stream's frame size; rebuilt if a reconnect
     /// brings another size (the line is in pixels).
@@ -160,6 +163,7 @@ impl Camera {
     fn analysis<'e>(&self, engine: &'e Engine, clock: &WindowClock) -> Result<Analysis<'e>> {
         let started = UNIX_EPOCH + Duration::from_millis(clock.origin_ms);
         Ok(Analysis {
+            detector: engine.detector.session()?,
             analyser: Analyser::new(engine, true)?,
             counter: None,
             sightings: self
@@ -225,7 +229,8 @@ impl Camera {
         }
         let (counter, _) = a.counter.as_mut().context("counter set above")?;
         let mut stages = &*self.stages;
-        let mut found = a.analyser.frame(rgb, t, counter, &mut stages)?;
+        let detections = stages.time(Stage::Detect, || a.detector.detect(rgb))?;
+        let mut found = a.analyser.frame(rgb, t, detections, counter, &mut stages)?;
         for face in std::mem::take(&mut found.faces) {
             stages.time(Stage::Faces, || self.face(&a.sightings, face, clock));
         }

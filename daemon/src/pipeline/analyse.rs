@@ -1,14 +1,15 @@
-//! The per-frame work a video job and a live camera share: detect → track →
-//! count → faces → plates, each stage timed, and the annotated picture.
-//! What happens to the results (a sample, an MQTT window, the outbox) is
-//! the caller's.
+//! The per-frame work a video job and a live camera share once a frame's
+//! detections are in: track → count → faces → plates, each stage timed, and
+//! the annotated picture. Detection is the caller's (a job runs it ahead on
+//! worker threads, a camera inline); what happens to the results (a sample,
+//! an MQTT window, the outbox) is too.
 
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use wayside_vision::annotate::{Overlay, draw_overlay};
 use wayside_vision::count::{Counter, PassEvent};
-use wayside_vision::detect::{Detection, DetectorSession};
+use wayside_vision::detect::Detection;
 use wayside_vision::track::{TrackSnapshot, Tracker};
 use wayside_vision::{Kind, RgbFrame};
 
@@ -20,6 +21,7 @@ use super::{Engine, PipelineError};
 pub enum Stage {
     /// Waiting for the next decoded frame.
     Decode,
+    /// Detecting; in a job, waiting for the detection workers.
     Detect,
     /// Tracking and counting.
     Track,
@@ -64,9 +66,8 @@ impl Analysed {
     }
 }
 
-/// The detection, tracking, face and plate state of one video or camera.
+/// The tracking, face and plate state of one video or camera.
 pub struct Analyser<'e> {
-    session: DetectorSession<'e>,
     tracker: Tracker,
     faces: Option<FaceStage<'e>>,
     plates: Option<PlateStage<'e>>,
@@ -89,22 +90,21 @@ impl<'e> Analyser<'e> {
             .map(|p| PlateStage::new(p, &engine.plates_config, engine.jpeg_quality))
             .transpose()?;
         Ok(Self {
-            session: engine.detector.session()?,
             tracker: Tracker::new(engine.tracker.clone())?,
             faces,
             plates,
         })
     }
 
-    /// One tracked frame at `t_ms`, counted by `counter`.
+    /// One tracked frame at `t_ms` with its `detections`, counted by `counter`.
     pub fn frame(
         &mut self,
         rgb: &RgbFrame,
         t_ms: u64,
+        detections: Vec<Detection>,
         counter: &mut Counter,
         clock: &mut impl StageClock,
     ) -> Result<Analysed, PipelineError> {
-        let detections = clock.time(Stage::Detect, || self.session.detect(rgb))?;
         let (tracks, passed) = clock.time(Stage::Track, || {
             let tracks = self.tracker.update(&detections, t_ms);
             let passed = counter.observe(t_ms, &tracks);
@@ -127,16 +127,17 @@ impl<'e> Analyser<'e> {
         })
     }
 
-    /// The faces and plates still held when the stream ends.
+    /// The faces and plates still held when the stream ends; the stages
+    /// are spent.
     pub fn finish(
-        self,
+        &mut self,
         clock: &mut impl StageClock,
     ) -> Result<(Vec<FaceSighting>, Vec<PlateSighting>), PipelineError> {
-        let faces = match self.faces {
+        let faces = match self.faces.take() {
             Some(stage) => clock.time(Stage::Faces, || stage.finish())?,
             None => Vec::new(),
         };
-        let plates = match self.plates {
+        let plates = match self.plates.take() {
             Some(stage) => clock.time(Stage::Plates, || stage.finish())?,
             None => Vec::new(),
         };

@@ -4,6 +4,7 @@
 //! returned [`Summary`].
 
 pub mod analyse;
+mod detect_ahead;
 pub mod faces;
 pub mod plates;
 pub mod schedule;
@@ -18,20 +19,23 @@ use thiserror::Error;
 use wayside_vision::annotate::Overlay;
 use wayside_vision::classes::ResolvedClassMap;
 use wayside_vision::count::{
-    CountConfig, CountError, Counter, CountingLine, CountsReport, FrameCounts,
+    CountConfig, CountError, Counter, CountingLine, CountsReport, FrameCounts, PixelLine,
 };
-use wayside_vision::detect::{DetectError, Detector};
+use wayside_vision::detect::{DetectError, Detection, Detector};
 use wayside_vision::face::{FaceEngine, FaceError};
 use wayside_vision::plate::{PlateEngine, PlateError};
 use wayside_vision::track::{TrackerConfig, TrackerConfigError};
 use wayside_vision::{BBox, RgbFrame};
 
 use crate::config::{FacesConfig, PlatesConfig};
-use crate::decode::{DecodeError, Decoder, VideoInfo};
+use crate::decode::{DecodeError, DecodedFrame, Decoder, VideoInfo};
 use crate::encode::{EncodeError, Encoder};
 use crate::forward::Sightings;
 use analyse::{Analyser, Stage, StageClock, annotated};
-use schedule::Schedule;
+use detect_ahead::DetectAhead;
+use faces::FaceSighting;
+use plates::PlateSighting;
+use schedule::{Schedule, Slot};
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -57,6 +61,8 @@ pub enum PipelineError {
     Jpeg(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("a detection worker stopped")]
+    DetectWorker,
 }
 
 /// Everything loaded once at start and shared by all jobs.
@@ -72,6 +78,8 @@ pub struct Engine {
     pub tracker: TrackerConfig,
     pub count: CountConfig,
     pub min_track_fps: f64,
+    /// Frames of one video detected at once, each on its own thread.
+    pub detect_workers: usize,
     pub max_duration_s: u64,
     pub max_dimension: u32,
     pub jpeg_quality: u8,
@@ -225,13 +233,66 @@ impl Job {
     }
 
     /// Run to the end. `on_sample` returning false cancels the job.
-    pub fn run(
-        mut self,
-        mut on_sample: impl FnMut(Sample) -> bool,
-    ) -> Result<Summary, PipelineError> {
-        let (engine, info, spec) = (&*self.engine, &self.info, &self.spec);
-        let mut schedule = Schedule::new(spec.interval_ms, engine.min_track_fps, info.fps);
-        let mut analyser = Analyser::new(engine, spec.sightings.is_some())?;
+    pub fn run(self, on_sample: impl FnMut(Sample) -> bool) -> Result<Summary, PipelineError> {
+        let Job {
+            engine,
+            mut decoder,
+            info,
+            spec,
+            started,
+        } = self;
+        let engine = &*engine;
+        std::thread::scope(|scope| {
+            let mut ahead = DetectAhead::start(scope, &engine.detector, engine.detect_workers)?;
+            let mut run = Run::new(engine, &info, &spec, on_sample)?;
+            while let Some(frame) = run.watch.time(Stage::Decode, || decoder.next_frame())? {
+                let t = frame.pts_ms();
+                run.last_pts = t;
+                let slot = run.schedule.slot(t);
+                if !slot.track {
+                    continue;
+                }
+                if let Some(done) = run.watch.time(Stage::Detect, || ahead.push(frame, slot)) {
+                    run.tracked(done?)?;
+                }
+            }
+            while let Some(done) = run.watch.time(Stage::Detect, || ahead.pop()) {
+                run.tracked(done?)?;
+            }
+            run.finish(&info, started)
+        })
+    }
+}
+
+/// A job's state from one tracked frame to the next: the frames come back
+/// from detection in order and go through here one at a time.
+struct Run<'j, F> {
+    engine: &'j Engine,
+    spec: &'j JobSpec,
+    schedule: Schedule,
+    analyser: Analyser<'j>,
+    line: Option<PixelLine>,
+    counter: Counter,
+    encoder: Option<Encoder>,
+    on_sample: F,
+    /// The last sample, held until the next one closes its window.
+    pending: Option<Pending>,
+    watch: Stopwatch,
+    frames_processed: u64,
+    last_pts: u64,
+    /// Pedestrians and vehicles passed so far, for the overlay.
+    passed: (u32, u32),
+    faces_forwarded: u32,
+    plates_forwarded: u32,
+}
+
+impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
+    fn new(
+        engine: &'j Engine,
+        info: &VideoInfo,
+        spec: &'j JobSpec,
+        on_sample: F,
+    ) -> Result<Self, PipelineError> {
         let line = spec.line.map(|l| l.to_pixels(info.width, info.height));
         let mut counter = Counter::new(
             engine.count.clone(),
@@ -241,116 +302,139 @@ impl Job {
         if let Some(l) = line {
             counter = counter.with_line(l);
         }
-        let (mut faces_forwarded, mut plates_forwarded) = (0u32, 0u32);
-        let mut forward_faces = |found: Vec<faces::FaceSighting>| {
-            if let Some(sink) = &spec.sightings {
-                for f in found {
-                    faces_forwarded += u32::from(sink.face(f));
-                }
-            }
-        };
-        let mut forward_plates = |found: Vec<plates::PlateSighting>| {
-            if let Some(sink) = &spec.sightings {
-                for p in found {
-                    plates_forwarded += u32::from(sink.plate(p));
-                }
-            }
-        };
-        let mut encoder = match &spec.annotated_video {
+        let encoder = match &spec.annotated_video {
             Some(path) => Some(Encoder::create(path, info.width, info.height)?),
             None => None,
         };
+        Ok(Self {
+            engine,
+            spec,
+            schedule: Schedule::new(spec.interval_ms, engine.min_track_fps, info.fps),
+            analyser: Analyser::new(engine, spec.sightings.is_some())?,
+            line,
+            counter,
+            encoder,
+            on_sample,
+            pending: None,
+            watch: Stopwatch::default(),
+            frames_processed: 0,
+            last_pts: 0,
+            passed: (0, 0),
+            faces_forwarded: 0,
+            plates_forwarded: 0,
+        })
+    }
 
-        let (mut frames_processed, mut last_pts) = (0u64, 0u64);
-        let (mut passed_ped, mut passed_veh) = (0u32, 0u32);
-        let mut pending: Option<Pending> = None;
-        let mut emit = |p: Pending, counter: &Counter| {
-            let w = counter.windows().window(p.index as u64);
-            on_sample(Sample {
-                index: p.index,
-                timestamp: p.timestamp,
-                counts: p.counts,
-                pedestrians_per_interval: w.pedestrians,
-                vehicles_per_interval: w.vehicles,
-                jpeg: p.jpeg,
-            })
+    /// One frame back from detection: track, count, forward, draw, sample.
+    fn tracked(
+        &mut self,
+        (frame, slot, detections): (DecodedFrame, Slot, Vec<Detection>),
+    ) -> Result<(), PipelineError> {
+        let (engine, spec) = (self.engine, self.spec);
+        let t = frame.pts_ms();
+        self.frames_processed += 1;
+        let rgb = frame.rgb();
+        let found = self
+            .analyser
+            .frame(&rgb, t, detections, &mut self.counter, &mut self.watch)?;
+        let (pedestrians, vehicles) = found.passed_by_kind();
+        self.passed.0 += pedestrians;
+        self.passed.1 += vehicles;
+        let now = self.counter.frame_counts(&found.detections);
+        self.forward(found.faces, found.plates);
+        let annotate_start = Instant::now();
+        let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
+        let drawn = (self.encoder.is_some() || wants_jpeg).then(|| {
+            annotated(
+                &rgb,
+                &Overlay {
+                    tracks: &found.tracks,
+                    line: self.line.as_ref(),
+                    pedestrians_now: now.pedestrians,
+                    vehicles_now: now.vehicles,
+                    pedestrians_passed: self.passed.0,
+                    vehicles_passed: self.passed.1,
+                },
+            )
+        });
+        drop(frame);
+        if let (Some(enc), Some(img)) = (self.encoder.as_mut(), drawn.as_ref()) {
+            enc.push(img, t)?;
+        }
+        let jpeg = match (&drawn, wants_jpeg) {
+            (Some(img), true) => Some(encode_jpeg(img, engine.jpeg_quality)?),
+            _ => None,
         };
-
-        let mut watch = Stopwatch::default();
-        while let Some(frame) = watch.time(Stage::Decode, || self.decoder.next_frame())? {
-            let t = frame.pts_ms();
-            last_pts = t;
-            let slot = schedule.slot(t);
-            if !slot.track {
-                continue;
-            }
-            frames_processed += 1;
-            let rgb = frame.rgb();
-            let found = analyser.frame(&rgb, t, &mut counter, &mut watch)?;
-            let (pedestrians, vehicles) = found.passed_by_kind();
-            passed_ped += pedestrians;
-            passed_veh += vehicles;
-            let now = counter.frame_counts(&found.detections);
-            watch.time(Stage::Faces, || forward_faces(found.faces));
-            watch.time(Stage::Plates, || forward_plates(found.plates));
-            let annotate_start = Instant::now();
-            let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
-            let drawn = (encoder.is_some() || wants_jpeg).then(|| {
-                annotated(
-                    &rgb,
-                    &Overlay {
-                        tracks: &found.tracks,
-                        line: line.as_ref(),
-                        pedestrians_now: now.pedestrians,
-                        vehicles_now: now.vehicles,
-                        pedestrians_passed: passed_ped,
-                        vehicles_passed: passed_veh,
-                    },
-                )
-            });
-            drop(frame);
-            if let (Some(enc), Some(img)) = (encoder.as_mut(), drawn.as_ref()) {
-                enc.push(img, t)?;
-            }
-            let jpeg = match (&drawn, wants_jpeg) {
-                (Some(img), true) => Some(encode_jpeg(img, engine.jpeg_quality)?),
-                _ => None,
+        self.watch.record(Stage::Annotate, annotate_start.elapsed());
+        for index in slot.samples {
+            let counts = self.counter.sample(&found.detections);
+            let next = Pending {
+                index,
+                timestamp: index as u64 * spec.interval_ms,
+                counts,
+                jpeg: jpeg.clone(),
             };
-            watch.record(Stage::Annotate, annotate_start.elapsed());
-            for index in slot.samples {
-                let counts = counter.sample(&found.detections);
-                let next = Pending {
-                    index,
-                    timestamp: index as u64 * spec.interval_ms,
-                    counts,
-                    jpeg: jpeg.clone(),
-                };
-                if let Some(p) = pending.replace(next)
-                    && !emit(p, &counter)
-                {
-                    return Err(PipelineError::Cancelled);
-                }
+            if let Some(p) = self.pending.replace(next) {
+                self.emit(p)?;
             }
         }
-        if let Some(p) = pending.take()
-            && !emit(p, &counter)
-        {
-            return Err(PipelineError::Cancelled);
+        Ok(())
+    }
+
+    /// Hands kept faces and voted plates to the job's sink, if it has one.
+    fn forward(&mut self, faces: Vec<FaceSighting>, plates: Vec<PlateSighting>) {
+        let Some(sink) = &self.spec.sightings else {
+            return;
+        };
+        let forwarded = &mut self.faces_forwarded;
+        self.watch.time(Stage::Faces, || {
+            for f in faces {
+                *forwarded += u32::from(sink.face(f));
+            }
+        });
+        let forwarded = &mut self.plates_forwarded;
+        self.watch.time(Stage::Plates, || {
+            for p in plates {
+                *forwarded += u32::from(sink.plate(p));
+            }
+        });
+    }
+
+    /// A sample whose window has closed; the client may cancel here.
+    fn emit(&mut self, p: Pending) -> Result<(), PipelineError> {
+        let w = self.counter.windows().window(p.index as u64);
+        let sample = Sample {
+            index: p.index,
+            timestamp: p.timestamp,
+            counts: p.counts,
+            pedestrians_per_interval: w.pedestrians,
+            vehicles_per_interval: w.vehicles,
+            jpeg: p.jpeg,
+        };
+        if (self.on_sample)(sample) {
+            Ok(())
+        } else {
+            Err(PipelineError::Cancelled)
         }
-        if let Some(enc) = encoder {
-            watch.time(Stage::Annotate, || enc.finish())?;
+    }
+
+    fn finish(mut self, info: &VideoInfo, started: Instant) -> Result<Summary, PipelineError> {
+        if let Some(p) = self.pending.take() {
+            self.emit(p)?;
         }
-        let (faces, plates) = analyser.finish(&mut watch)?;
-        watch.time(Stage::Faces, || forward_faces(faces));
-        watch.time(Stage::Plates, || forward_plates(plates));
+        if let Some(enc) = self.encoder.take() {
+            self.watch.time(Stage::Annotate, || enc.finish())?;
+        }
+        let (faces, plates) = self.analyser.finish(&mut self.watch)?;
+        self.forward(faces, plates);
         Ok(Summary {
-            counts: counter.report(),
-            duration_ms: info.duration_ms.unwrap_or(last_pts),
-            frames_processed,
-            processing_ms: self.started.elapsed().as_millis() as u64,
-            stage_ms: watch.times(),
-            faces_forwarded,
-            plates_forwarded,
+            counts: self.counter.report(),
+            duration_ms: info.duration_ms.unwrap_or(self.last_pts),
+            frames_processed: self.frames_processed,
+            processing_ms: started.elapsed().as_millis() as u64,
+            stage_ms: self.watch.times(),
+            faces_forwarded: self.faces_forwarded,
+            plates_forwarded: self.plates_forwarded,
         })
     }
 }
