@@ -115,6 +115,11 @@ pub struct Summary {
     pub faces_forwarded: u32,
     /// Vehicles whose plate was read, voted and handed to the outbox.
     pub plates_forwarded: u32,
+    /// Faces and plates found that the outbox could not store (disk full):
+    /// they will never reach the data API, so `/video` does not answer the
+    /// job as a success (see `http/video.rs`).
+    #[serde(skip)]
+    pub sightings_not_kept: u32,
 }
 
 /// Where a job's time went, in milliseconds of wall time. Decoding runs in
@@ -242,17 +247,23 @@ impl Job {
             counter = counter.with_line(l);
         }
         let (mut faces_forwarded, mut plates_forwarded) = (0u32, 0u32);
+        // Shared by both closures below: only one runs at a time.
+        let not_kept = std::cell::Cell::new(0u32);
         let mut forward_faces = |found: Vec<faces::FaceSighting>| {
             if let Some(sink) = &spec.sightings {
                 for f in found {
-                    faces_forwarded += u32::from(sink.face(f));
+                    let kept = sink.face(f);
+                    faces_forwarded += u32::from(kept);
+                    not_kept.set(not_kept.get() + u32::from(!kept));
                 }
             }
         };
         let mut forward_plates = |found: Vec<plates::PlateSighting>| {
             if let Some(sink) = &spec.sightings {
                 for p in found {
-                    plates_forwarded += u32::from(sink.plate(p));
+                    let kept = sink.plate(p);
+                    plates_forwarded += u32::from(kept);
+                    not_kept.set(not_kept.get() + u32::from(!kept));
                 }
             }
         };
@@ -351,6 +362,7 @@ impl Job {
             stage_ms: watch.times(),
             faces_forwarded,
             plates_forwarded,
+            sightings_not_kept: not_kept.get(),
         })
     }
 }
