@@ -328,7 +328,7 @@ impl DataApi {
         probe[0] = 1.0;
         let res = reqwest::Client::new()
             .post(format!("{}/search-face", self.base))
-            .json(&serde_json::json!({"face_vector": probe, "k": 1000, "min_score": -1.0}))
+            .json(&serde_json::json!({"face_vector": probe, "k": 200, "min_score": -1.0}))
             .send()
             .await
             .expect("the data API answers");
@@ -419,16 +419,16 @@ impl Mosquitto {
     /// messages queued for a subscriber away) kept across a [`Self::stop`]
     /// and [`Self::restart`], as a production broker keeps them.
     pub fn start_persistent() -> Mosquitto {
-        let m = Self::configured("allow_anonymous true\npersistence true\n");
-        // Started as root, Mosquitto drops to its own user before it saves.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(m.dir.path(), std::fs::Permissions::from_mode(0o777))
-            .expect("chmod");
-        m
+        Self::configured("allow_anonymous true\npersistence true\n")
     }
 
     fn configured(conf: &str) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Started as root, Mosquitto drops to its own user before it saves
+        // its sessions there.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
         let port = free_port();
         std::fs::write(
             dir.path().join("mosquitto.conf"),
