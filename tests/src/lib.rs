@@ -730,6 +730,12 @@ pub fn ffmpeg(args: &[&str]) {
     assert!(ok.success(), "ffmpeg {args:?}");
 }
 
+/// Daemon config (for [`Daemon::start`]'s `extra`): faces found and
+/// forwarded to the data API at `data_api`.
+pub fn faces_config(data_api: &str) -> String {
+    format!("[faces]\nenabled = true\n[data_api]\nurl = \"{data_api}\"\n")
+}
+
 /// POSTs the video at `path` to `/video` with `interval_ms`; asserts 200
 /// and returns the answer.
 pub async fn post_video(d: &Daemon, path: &Path, interval_ms: u64) -> serde_json::Value {

@@ -17,7 +17,9 @@ use std::time::Duration;
 use reqwest::Client;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use wayside_e2e::{Daemon, DataApi, ffmpeg, free_port, media, people_clip, post_video};
+use wayside_e2e::{
+    Daemon, DataApi, faces_config, ffmpeg, free_port, media, people_clip, post_video,
+};
 
 const SEGMENT_MS: u64 = 3000;
 /// Who is on screen in each 3 s segment.
@@ -49,10 +51,6 @@ async fn face_detect(d: &Daemon, photo: &[u8], min_score: Option<&str>) -> (u16,
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}")))
         .collect();
     (status, lines)
-}
-
-fn faces_config(data_api: &str) -> String {
-    format!("[faces]\nenabled = true\n[data_api]\nurl = \"{data_api}\"\n")
 }
 
 fn segment(line: &Value) -> usize {

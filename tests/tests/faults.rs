@@ -12,14 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use wayside_e2e::{
-    Daemon, DataApi, Mosquitto, MqttWatch, Tmpfs, eventually, ffmpeg, healthz, media, metric,
-    people_clip, post_video, upload_video, vtest_clip,
+    Daemon, DataApi, Mosquitto, MqttWatch, Tmpfs, eventually, faces_config, ffmpeg, healthz, media,
+    metric, people_clip, post_video, upload_video, vtest_clip,
 };
-
-/// Faces on, forwarded to `data_api`.
-fn faces_config(data_api: &str) -> String {
-    format!("[faces]\nenabled = true\n[data_api]\nurl = \"{data_api}\"\n")
-}
 
 /// The data API's `source` of an uploaded video (`forward.rs`).
 fn upload_source(clip: &Path) -> String {
@@ -46,8 +41,9 @@ fn variant(clip: &Path, tag: &str) -> PathBuf {
     out
 }
 
-/// Faces in the data API grouped by source: their ids, after checking that
-/// no id is stored twice and that the search sees every stored record.
+/// Faces in the data API grouped by source: their times (`time_ms`), after
+/// checking that no id is stored twice, nor two records of one source at
+/// one time, and that the search sees every stored record.
 async fn faces_by_source(api: &DataApi) -> BTreeMap<String, BTreeSet<u64>> {
     let faces = api.faces().await;
     let ids: BTreeSet<&str> = faces.iter().map(|(id, _, _)| id.as_str()).collect();
@@ -588,6 +584,10 @@ async fn broker_outage(outage: Duration, bound: u64) {
         w.len() >= 3
     });
     assert!(windows.len() >= 3, "{} windows within 20 s", windows.len());
+    // Stopped mid-window, with nothing in flight: a QoS 1 message cut off
+    // between its delivery and its PUBACK is sent again, at least once by
+    // design (its `ts` tells the copy), and that is not this test's fault.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     broker.stop();
     let before = windows.len();
     tokio::time::sleep(outage).await;
@@ -643,14 +643,19 @@ async fn broker_outage(outage: Duration, bound: u64) {
         "{} windows of the outage kept, bound {bound}",
         kept.len()
     );
+    // The queue did fill: all but the newest of the outage went.
+    let during = published
+        .iter()
+        .filter(|&&t| t > down_ts && t < back_ms)
+        .count() as u64;
     assert!(
-        dropped + bound + 3 >= outage.as_secs(),
-        "{dropped} dropped in a {outage:?} outage"
+        dropped > 0 && dropped + bound + 1 >= during,
+        "{dropped} dropped of {during} published in the outage"
     );
     let grid = (last - received[0]) / 1000 + 1;
     eprintln!(
-        "outage {outage:?}: {} windows published, {dropped} dropped and counted (= published \
-         but not received), {} kept (bound {bound}), first kept window {recovered:?} after the \
+        "outage {outage:?}: {} windows published ({during} in the outage), {dropped} dropped and \
+         counted (= published but not received), {} kept (bound {bound}), first kept window {recovered:?} after the \
          broker was back; {} windows of the grid not published (no frame analysed in them)",
         published.len(),
         kept.len(),
