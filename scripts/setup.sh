@@ -16,6 +16,9 @@ apt_packages=(
   gstreamer1.0-libav gstreamer1.0-rtsp
   # MQTT broker for telemetry tests, ffmpeg to make test media
   mosquitto mosquitto-clients ffmpeg
+  # the fault tests: SQLite's shell checks stores after a crash or a full
+  # disk, libfaketime makes a camera's wall clock jump
+  sqlite3 faketime
   # the browser the web page's tests drive (WebDriver)
   chromium chromium-driver
   # real test media (vtest.avi, photos); the CJK font the synthetic plates

@@ -27,6 +27,9 @@ pub enum AppError {
     /// 504: the store did not answer within its bound.
     #[error("{0}")]
     Timeout(String),
+    /// 507: no space left under the store or the media; a sender retries.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 500: logged in full, answered with a short fixed message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -41,6 +44,16 @@ impl AppError {
         Self::Internal(e.to_string())
     }
 
+    /// A file system error: a full disk is the server's condition, not a
+    /// bug (507), anything else is a 500.
+    pub fn io(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            full(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -50,6 +63,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,9 +77,15 @@ impl From<StoreError> for AppError {
                 Self::Unavailable("search backend unavailable".into())
             }
             StoreError::Timeout => Self::Timeout("search backend timed out".into()),
+            StoreError::Full(detail) => full(detail),
             StoreError::Internal(detail) => Self::Internal(detail),
         }
     }
+}
+
+fn full(detail: impl std::fmt::Display) -> AppError {
+    tracing::warn!(%detail, "no space left");
+    AppError::InsufficientStorage("no space left on the data API's disk; retry later".into())
 }
 
 impl IntoResponse for AppError {

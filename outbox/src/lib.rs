@@ -165,7 +165,8 @@ impl Outbox {
 
     /// Stores `record` durably and returns once it is committed to disk;
     /// from then on it will be delivered (or, past the bound, dropped and
-    /// counted). Enqueueing an id that is still in the outbox changes
+    /// counted). A record that cannot be stored (disk full) is an
+    /// [`OutboxError::Storage`], counted in `refused`. Enqueueing an id that is still in the outbox changes
     /// nothing and answers [`Accepted::AlreadyQueued`].
     pub async fn enqueue(&self, record: Record) -> Result<Accepted, OutboxError> {
         if self.inner.closed.load(Ordering::Acquire) {
@@ -186,7 +187,13 @@ impl Outbox {
                 max: self.inner.max_bytes,
             });
         }
-        self.inner.db.enqueue(prepared).await
+        let stored = self.inner.db.enqueue(prepared).await;
+        if let Err(OutboxError::Storage(_)) = &stored {
+            // The producer decides what a refusal means for its caller; the
+            // operator sees every one here, whoever the producer was.
+            Counters::add(&self.inner.counters.refused, 1);
+        }
+        stored
     }
 
     pub fn metrics(&self) -> OutboxMetrics {

@@ -11,6 +11,7 @@ pub(crate) struct Counters {
     pub retried: AtomicU64,
     pub dropped: AtomicU64,
     pub dead_lettered: AtomicU64,
+    pub refused: AtomicU64,
     pub uploads: AtomicU64,
     pub pending: AtomicU64,
     pub dead_letters: AtomicU64,
@@ -34,6 +35,7 @@ impl Counters {
             retried: get(&self.retried),
             dropped: get(&self.dropped),
             dead_lettered: get(&self.dead_lettered),
+            refused: get(&self.refused),
             uploads: get(&self.uploads),
             pending: get(&self.pending),
             dead_letters: get(&self.dead_letters),
@@ -57,6 +59,9 @@ pub struct OutboxMetrics {
     pub dropped: u64,
     /// Records the data API refused for good (4xx), kept aside.
     pub dead_lettered: u64,
+    /// Records `enqueue` could not store (disk full, I/O error): never
+    /// accepted, so never sent.
+    pub refused: u64,
     /// Images uploaded to `/media`.
     pub uploads: u64,
     /// Gauge: records waiting to be delivered.
@@ -70,7 +75,7 @@ pub struct OutboxMetrics {
 impl OutboxMetrics {
     /// Appends the Prometheus text form (`wayside_outbox_*`).
     pub fn write_prometheus(&self, out: &mut String) {
-        let rows: [(&str, &str, &str, u64); 9] = [
+        let rows: [(&str, &str, &str, u64); 10] = [
             (
                 "accepted_total",
                 "counter",
@@ -100,6 +105,12 @@ impl OutboxMetrics {
                 "counter",
                 "Records refused permanently by the data API.",
                 self.dead_lettered,
+            ),
+            (
+                "refused_total",
+                "counter",
+                "Records that could not be stored (disk full, I/O error) and were never accepted.",
+                self.refused,
             ),
             (
                 "uploads_total",

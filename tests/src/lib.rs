@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -89,7 +90,18 @@ impl Daemon {
     /// As [`Daemon::start`], in `dir`: a restart on the same directory
     /// finds the outbox the last run left.
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> Daemon {
-        Self::launch(dir, extra, false).await
+        Self::launch(dir, extra, false, &[]).await
+    }
+
+    /// As [`Daemon::start_logged`], in `dir` and with `env` added to the
+    /// daemon's environment (e.g. a preloaded library that fakes the
+    /// clock, `RUST_LOG`).
+    pub async fn start_with_env(
+        dir: tempfile::TempDir,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Self::launch(dir, extra, true, env).await
     }
 
     /// As [`Daemon::start`], with the daemon's log written to
@@ -97,7 +109,7 @@ impl Daemon {
     /// it says.
     pub async fn start_logged(extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::launch(dir, extra, true).await
+        Self::launch(dir, extra, true, &[]).await
     }
 
     /// The log of a daemon started with [`Daemon::start_logged`].
@@ -105,7 +117,12 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("wayside.log")).unwrap_or_default()
     }
 
-    async fn launch(dir: tempfile::TempDir, extra: &str, logged: bool) -> Daemon {
+    async fn launch(
+        dir: tempfile::TempDir,
+        extra: &str,
+        logged: bool,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut config = format!(
@@ -131,6 +148,7 @@ impl Daemon {
         let mut command = Command::new(binary("wayside"));
         command
             .args(["--config", path.to_str().unwrap(), "serve"])
+            .envs(env.iter().copied())
             .current_dir(workspace());
         if logged {
             let log = std::fs::File::create(dir.path().join("wayside.log")).expect("log file");
@@ -301,6 +319,40 @@ impl DataApi {
         serde_json::from_str(&text).unwrap_or_default()
     }
 
+    /// Every face stored, as (id, source, time_ms), through `/search-face`
+    /// (whose results carry the record id): what counting "each record
+    /// once" needs on the receiving side. At most `search.max_k` (200).
+    pub async fn faces(&self) -> Vec<(String, String, u64)> {
+        // Any unit vector: every face has some score against it.
+        let mut probe = vec![0.0f32; 512];
+        probe[0] = 1.0;
+        let res = reqwest::Client::new()
+            .post(format!("{}/search-face", self.base))
+            .json(&serde_json::json!({"face_vector": probe, "k": 200, "min_score": -1.0}))
+            .send()
+            .await
+            .expect("the data API answers");
+        assert!(res.status().is_success(), "search-face: {}", res.status());
+        let body: serde_json::Value = res.json().await.expect("search JSON");
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().expect("id").to_string(),
+                    r["source"].as_str().expect("source").to_string(),
+                    r["time_ms"].as_u64().expect("time_ms"),
+                )
+            })
+            .collect()
+    }
+
+    /// `host:port` it listens on, to start it again at the same address.
+    pub fn listen(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// Records of `kind` (`faces`, `plates`) in the embedded store.
     pub async fn records(&self, kind: &str) -> u64 {
         self.metric(&format!(
@@ -349,7 +401,7 @@ pub async fn healthz(base: &str) -> serde_json::Value {
 pub struct Mosquitto {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
@@ -360,27 +412,60 @@ impl Mosquitto {
 
     /// `conf` is added to a config with the listener and no persistence.
     pub fn start_with(conf: &str) -> Mosquitto {
+        Self::configured(&format!("persistence false\n{conf}"))
+    }
+
+    /// Anonymous clients allowed, and sessions (subscriptions, QoS 1
+    /// messages queued for a subscriber away) kept across a [`Self::stop`]
+    /// and [`Self::restart`], as a production broker keeps them.
+    pub fn start_persistent() -> Mosquitto {
+        Self::configured("allow_anonymous true\npersistence true\n")
+    }
+
+    fn configured(conf: &str) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Started as root, Mosquitto drops to its own user before it saves
+        // its sessions there.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
         let port = free_port();
-        let path = dir.path().join("mosquitto.conf");
         std::fs::write(
-            &path,
-            format!("listener {port} 127.0.0.1\npersistence false\n{conf}"),
+            dir.path().join("mosquitto.conf"),
+            format!(
+                "listener {port} 127.0.0.1\npersistence_location {}/\n{conf}",
+                dir.path().display()
+            ),
         )
         .expect("mosquitto.conf");
+        let child = Self::spawn(dir.path(), port);
+        Mosquitto { child, port, dir }
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
         let child = Command::new("mosquitto")
             .arg("-c")
-            .arg(&path)
+            .arg(dir.join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto runs (scripts/setup.sh installs it)");
         wait_for_port(port);
-        Mosquitto {
-            child,
-            port,
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Stops the broker as an operator would (SIGTERM: a persistent broker
+    /// saves its sessions) and waits for it to exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same config.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.port);
     }
 
     pub fn url(&self) -> String {
@@ -540,17 +625,24 @@ impl MqttWatch {
         let mut options =
             rumqttc::MqttOptions::new(format!("test-watch-{port}"), "127.0.0.1", port);
         options.set_keep_alive(std::time::Duration::from_secs(5));
+        // A persistent session: a broker that keeps sessions (see
+        // `Mosquitto::start_persistent`) queues what is published while
+        // this subscriber reconnects after the broker's restart.
+        options.set_clean_session(false);
         let (client, mut connection) = rumqttc::Client::new(options, 100);
-        client
-            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
-            .expect("subscribe");
+        let filter = filter.to_string();
         let (tx, rx) = std::sync::mpsc::channel();
         let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // Keeps the client alive as long as the connection runs.
-            let _client = client;
             for event in connection.iter() {
                 match event {
+                    // A broker without our session (the first connection,
+                    // or one that forgot it) needs the subscription again.
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)))
+                        if !ack.session_present =>
+                    {
+                        let _ = client.try_subscribe(&filter, rumqttc::QoS::AtLeastOnce);
+                    }
                     Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
                         let _ = subscribed_tx.send(());
                     }
@@ -638,9 +730,24 @@ pub fn ffmpeg(args: &[&str]) {
     assert!(ok.success(), "ffmpeg {args:?}");
 }
 
+/// Daemon config (for [`Daemon::start`]'s `extra`): faces found and
+/// forwarded to the data API at `data_api`.
+pub fn faces_config(data_api: &str) -> String {
+    format!("[faces]\nenabled = true\n[data_api]\nurl = \"{data_api}\"\n")
+}
+
 /// POSTs the video at `path` to `/video` with `interval_ms`; asserts 200
 /// and returns the answer.
 pub async fn post_video(d: &Daemon, path: &Path, interval_ms: u64) -> serde_json::Value {
+    let (status, body) = upload_video(&d.base, path, interval_ms).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// POSTs the video at `path` to `base/video`; the status and the JSON
+/// answer (`Null` when the body is not JSON). Panics only when no answer
+/// comes (the connection breaks).
+pub async fn upload_video(base: &str, path: &Path, interval_ms: u64) -> (u16, serde_json::Value) {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let form = reqwest::multipart::Form::new()
         .part(
@@ -649,15 +756,14 @@ pub async fn post_video(d: &Daemon, path: &Path, interval_ms: u64) -> serde_json
         )
         .text("interval", interval_ms.to_string());
     let res = reqwest::Client::new()
-        .post(d.url("/video"))
+        .post(format!("{base}/video"))
         .multipart(form)
         .send()
         .await
         .unwrap();
-    let status = res.status();
+    let status = res.status().as_u16();
     let body = res.text().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    (status, serde_json::from_str(&body).unwrap_or_default())
 }
 
 /// A vehicle waiting with a readable plate `plate`, 15 frames at 5 fps
@@ -685,4 +791,147 @@ pub fn plate_clip(dir: &Path, plate: &str) -> PathBuf {
         &clip.display().to_string(),
     ]);
     clip
+}
+
+/// Three people, each in a place of their own (the faces tests: who is
+/// who is in docs/FACES.md): Obama for 0–3 s on the left, Biden for
+/// 3–6 s in the middle, Obama again (another photo) for 6–9 s on the
+/// right. The three-segment clip, 1920×480 at 10 fps, H.264 in MP4.
+pub fn people_clip(dir: &Path) -> PathBuf {
+    let out = dir.join("people.mp4");
+    let (o1, b, o2) = (media("obama.jpg"), media("biden.jpg"), media("obama2.jpg"));
+    // Each photo fitted into one third of the frame, the rest black.
+    let fit = |i: usize, x: u32| {
+        format!(
+            "[{i}]scale=640:480:force_original_aspect_ratio=decrease,\
+             pad=1920:480:{x}+(640-iw)/2:(480-ih)/2,setsar=1,fps=10[s{i}]"
+        )
+    };
+    let graph = format!(
+        "{};{};{};[s0][s1][s2]concat=n=3:v=1:a=0,format=yuv420p[v]",
+        fit(0, 0),
+        fit(1, 640),
+        fit(2, 1280)
+    );
+    let mut args: Vec<String> = Vec::new();
+    for p in [&o1, &b, &o2] {
+        args.extend(["-loop", "1", "-framerate", "10", "-t", "3", "-i"].map(String::from));
+        args.push(p.display().to_string());
+    }
+    args.extend(
+        [
+            "-filter_complex",
+            &graph,
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "20",
+        ]
+        .map(String::from),
+    );
+    args.push(out.display().to_string());
+    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    out
+}
+
+/// The first `seconds` of vtest.avi (7 people walk in its first 10 s) as
+/// H.264 MP4, at its own 10 fps and size, with a key frame a second so an
+/// RTSP client can join at any time.
+pub fn vtest_clip(dir: &Path, seconds: u32) -> PathBuf {
+    let out = dir.join(format!("vtest-{seconds}s.mp4"));
+    let src = media("vtest.avi");
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-t",
+        &seconds.to_string(),
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+/// Polls `check` every 200 ms until it is true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what}: not within {timeout:?}");
+}
+
+/// A small tmpfs mounted over a directory, to make a disk full on purpose;
+/// unmounted on drop. Mounting needs root: [`Tmpfs::mount`] says so and
+/// gives `None` elsewhere, and the tests that need one pass without it.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount`'s `size=`, e.g. `1m`) over `path`,
+    /// creating it; `None` (after saying why, for `test`) when that fails.
+    pub fn mount(path: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED {test}: mounting a tmpfs needs root");
+            return None;
+        }
+        Some(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Fills what is left with a ballast file, up to the last byte.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.ballast()).expect("ballast file");
+        let block = vec![0u8; 64 << 10];
+        let mut size = block.len();
+        // Smaller and smaller writes, so not even a partial block is left.
+        while size > 0 {
+            match f.write(&block[..size]) {
+                Ok(0) | Err(_) => size /= 2,
+                Ok(_) => {}
+            }
+        }
+        let _ = f.sync_all();
+    }
+
+    /// Deletes the ballast: the space is back.
+    pub fn free(&self) {
+        std::fs::remove_file(self.ballast()).expect("ballast removed");
+    }
+
+    fn ballast(&self) -> PathBuf {
+        self.path.join("ballast")
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a process killed a moment ago may still hold a file here.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
 }

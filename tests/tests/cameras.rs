@@ -6,57 +6,16 @@
 //! Inference stays cheap: 2 s windows, the default 5 tracked frames a
 //! second, and clips cut to the first seconds of vtest.avi.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wayside_e2e::{
-    Daemon, DataApi, Mosquitto, MqttWatch, RtspServer, TestCa, ffmpeg, free_port, healthz, media,
-    metric, plate_clip, wait_for_port,
+    Daemon, DataApi, Mosquitto, MqttWatch, RtspServer, TestCa, eventually, free_port, healthz,
+    metric, plate_clip, vtest_clip, wait_for_port,
 };
 
 const WINDOW_MS: u64 = 2000;
-
-/// The first `seconds` of vtest.avi (7 people walk in its first 10 s) as
-/// H.264 MP4, at its own 10 fps and size, with a key frame a second so an
-/// RTSP client can join at any time.
-fn vtest_clip(dir: &Path, seconds: u32) -> PathBuf {
-    let out = dir.join(format!("vtest-{seconds}s.mp4"));
-    let src = media("vtest.avi");
-    ffmpeg(&[
-        "-i",
-        src.to_str().unwrap(),
-        "-t",
-        &seconds.to_string(),
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-g",
-        "10",
-        "-pix_fmt",
-        "yuv420p",
-        out.to_str().unwrap(),
-    ]);
-    out
-}
-
-/// Polls `check` every 200 ms until it is true or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{what}: not within {timeout:?}");
-}
 
 fn camera(health: &Value, name: &str) -> Value {
     health["cameras"]

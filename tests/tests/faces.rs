@@ -12,58 +12,19 @@
 //! a lost track over to a face that appears where it was lost within its
 //! 3 s buffer, so people taking turns on one spot would be one track.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Client;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use wayside_e2e::{Daemon, DataApi, ffmpeg, free_port, media, post_video};
+use wayside_e2e::{
+    Daemon, DataApi, faces_config, ffmpeg, free_port, media, people_clip, post_video,
+};
 
 const SEGMENT_MS: u64 = 3000;
 /// Who is on screen in each 3 s segment.
 const OBAMA: [usize; 2] = [0, 2];
 const BIDEN: usize = 1;
-
-/// The three-segment clip, 1920×480 at 10 fps, H.264 in MP4.
-fn people_clip(dir: &Path) -> PathBuf {
-    let out = dir.join("people.mp4");
-    let (o1, b, o2) = (media("obama.jpg"), media("biden.jpg"), media("obama2.jpg"));
-    // Each photo fitted into one third of the frame, the rest black.
-    let fit = |i: usize, x: u32| {
-        format!(
-            "[{i}]scale=640:480:force_original_aspect_ratio=decrease,\
-             pad=1920:480:{x}+(640-iw)/2:(480-ih)/2,setsar=1,fps=10[s{i}]"
-        )
-    };
-    let graph = format!(
-        "{};{};{};[s0][s1][s2]concat=n=3:v=1:a=0,format=yuv420p[v]",
-        fit(0, 0),
-        fit(1, 640),
-        fit(2, 1280)
-    );
-    let mut args: Vec<String> = Vec::new();
-    for p in [&o1, &b, &o2] {
-        args.extend(["-loop", "1", "-framerate", "10", "-t", "3", "-i"].map(String::from));
-        args.push(p.display().to_string());
-    }
-    args.extend(
-        [
-            "-filter_complex",
-            &graph,
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "20",
-        ]
-        .map(String::from),
-    );
-    args.push(out.display().to_string());
-    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    out
-}
 
 /// POST /face-detect; the status and the parsed lines (or the error body).
 async fn face_detect(d: &Daemon, photo: &[u8], min_score: Option<&str>) -> (u16, Vec<Value>) {
@@ -90,10 +51,6 @@ async fn face_detect(d: &Daemon, photo: &[u8], min_score: Option<&str>) -> (u16,
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}")))
         .collect();
     (status, lines)
-}
-
-fn faces_config(data_api: &str) -> String {
-    format!("[faces]\nenabled = true\n[data_api]\nurl = \"{data_api}\"\n")
 }
 
 fn segment(line: &Value) -> usize {

@@ -5,7 +5,7 @@
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use wayside_e2e::{Daemon, media};
+use wayside_e2e::{Daemon, Tmpfs, media};
 
 /// Limits small enough to breach with the test clips.
 const LIMITS: &str = "max_upload_bytes = 16000000\nmax_jobs = 1\n[video]\nmax_duration_s = 60\n";
@@ -374,15 +374,9 @@ async fn a_full_house_answers_503_and_a_waiting_client_can_leave() {
 async fn a_full_disk_is_a_507_and_nothing_is_left_behind() {
     let d = Daemon::start("").await;
     let spool = d.dir.path().join("spool");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&spool)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED a_full_disk_is_a_507: mounting a tmpfs needs root");
+    let Some(tmpfs) = Tmpfs::mount(&spool, "1m", "a_full_disk_is_a_507") else {
         return;
-    }
+    };
     // The server answers before the 4 MB are all sent.
     let (status, text) = post_while_reading(&d, 4 << 20).await;
     assert_eq!(status, 507, "{text}");
@@ -390,7 +384,7 @@ async fn a_full_disk_is_a_507_and_nothing_is_left_behind() {
     assert!(text.contains("no space left"), "{text}");
     let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     let ok = reqwest::get(d.url("/healthz")).await.unwrap().status();
-    let _ = std::process::Command::new("umount").arg(&spool).status();
+    drop(tmpfs);
     assert!(left.is_empty(), "spool files left behind: {left:?}");
     assert!(ok.is_success());
 }

@@ -55,6 +55,7 @@ impl AppState {
                 config.server.spool_dir.display()
             )
         })?;
+        upload::clear_spool(&config.server.spool_dir);
         let media = MediaStore::open(
             &config.media.dir,
             config.media.max_bytes,

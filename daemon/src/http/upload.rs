@@ -9,10 +9,36 @@ use axum::extract::Multipart;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
-use tempfile::{NamedTempFile, TempPath};
+use tempfile::TempPath;
 use wayside_vision::count::CountingLine;
 
 use super::error::AppError;
+
+/// Names of the spool files (the upload and its `.annotated.mp4`): only
+/// those are removed at start, whatever else shares the directory.
+const SPOOL_PREFIX: &str = "upload-";
+
+/// Removes what jobs of an earlier run left in the spool: a process killed
+/// mid-job (power cut, SIGKILL) never ran the drops that remove its upload
+/// and annotated video, and no job of this run can own them.
+pub fn clear_spool(spool_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(spool_dir) else {
+        return;
+    };
+    let mut removed = 0u32;
+    for entry in entries.flatten() {
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SPOOL_PREFIX);
+        if ours && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, spool = %spool_dir.display(), "spool: removed files of an interrupted run");
+    }
+}
 
 pub struct VideoUpload {
     pub file: TempPath,
@@ -65,7 +91,10 @@ pub async fn read(
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "video" => {
-                let tmp = NamedTempFile::new_in(spool_dir).map_err(spool_error)?;
+                let tmp = tempfile::Builder::new()
+                    .prefix(SPOOL_PREFIX)
+                    .tempfile_in(spool_dir)
+                    .map_err(spool_error)?;
                 let (mut handle, path) = tmp.into_parts();
                 let mut written = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {

@@ -160,6 +160,26 @@ fn answer(
     job_id: String,
 ) -> Result<serde_json::Value, AppError> {
     let summary = match outcome {
+        Ok(summary) if summary.sightings_not_kept > 0 => {
+            // The counts are right, but faces or plates the job found will
+            // never reach the data API: answering 200 would say the upload
+            // is done with. A retry once space is back stores nothing twice
+            // (record ids come from the video).
+            let _ = std::fs::remove_file(annotated);
+            let n = summary.sightings_not_kept;
+            tracing::warn!(
+                job_id,
+                not_kept = n,
+                "job done, but the outbox could not store its sightings"
+            );
+            return Err(AppError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "no space left on the box to keep {n} face or plate records for forwarding; \
+                     retry the upload later"
+                ),
+            ));
+        }
         Ok(summary) => summary,
         Err(e) => {
             let _ = std::fs::remove_file(annotated);

@@ -123,6 +123,11 @@ pub struct Summary {
     pub faces_forwarded: u32,
     /// Vehicles whose plate was read, voted and handed to the outbox.
     pub plates_forwarded: u32,
+    /// Faces and plates found that the outbox could not store (disk full):
+    /// they will never reach the data API, so `/video` does not answer the
+    /// job as a success (see `http/video.rs`).
+    #[serde(skip)]
+    pub sightings_not_kept: u32,
 }
 
 /// Where a job's time went, in milliseconds of wall time. Decoding runs in
@@ -284,6 +289,7 @@ struct Run<'j, F> {
     passed: (u32, u32),
     faces_forwarded: u32,
     plates_forwarded: u32,
+    sightings_not_kept: u32,
 }
 
 impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
@@ -322,6 +328,7 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
             passed: (0, 0),
             faces_forwarded: 0,
             plates_forwarded: 0,
+            sightings_not_kept: 0,
         })
     }
 
@@ -386,16 +393,20 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
         let Some(sink) = &self.spec.sightings else {
             return;
         };
-        let forwarded = &mut self.faces_forwarded;
+        let (forwarded, not_kept) = (&mut self.faces_forwarded, &mut self.sightings_not_kept);
         self.watch.time(Stage::Faces, || {
             for f in faces {
-                *forwarded += u32::from(sink.face(f));
+                let kept = sink.face(f);
+                *forwarded += u32::from(kept);
+                *not_kept += u32::from(!kept);
             }
         });
-        let forwarded = &mut self.plates_forwarded;
+        let (forwarded, not_kept) = (&mut self.plates_forwarded, &mut self.sightings_not_kept);
         self.watch.time(Stage::Plates, || {
             for p in plates {
-                *forwarded += u32::from(sink.plate(p));
+                let kept = sink.plate(p);
+                *forwarded += u32::from(kept);
+                *not_kept += u32::from(!kept);
             }
         });
     }
@@ -435,6 +446,7 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
             stage_ms: self.watch.times(),
             faces_forwarded: self.faces_forwarded,
             plates_forwarded: self.plates_forwarded,
+            sightings_not_kept: self.sightings_not_kept,
         })
     }
 }

@@ -37,14 +37,11 @@ pub async fn upload(
             continue;
         }
         let filename = field.file_name().map(str::to_string);
-        let mut up = state.media.begin().await.map_err(AppError::internal)?;
+        let mut up = state.media.begin().await.map_err(AppError::io)?;
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            up.write(&chunk).await.map_err(AppError::internal)?;
+            up.write(&chunk).await.map_err(AppError::io)?;
         }
-        let (name, size) = up
-            .finish(filename.as_deref())
-            .await
-            .map_err(AppError::internal)?;
+        let (name, size) = up.finish(filename.as_deref()).await.map_err(AppError::io)?;
         let url = format!("{}/media/{name}", base_url(&state.cfg, &headers));
         return Ok((
             StatusCode::OK,

@@ -29,7 +29,8 @@ fn ingest_responses() -> Value {
         "413": error_response("Body or batch too large"),
         "415": error_response("Not JSON"),
         "503": error_response("Store unavailable"),
-        "504": error_response("Store timed out")
+        "504": error_response("Store timed out"),
+        "507": error_response("No space left under the store (retry later)")
     })
 }
 
@@ -84,7 +85,7 @@ pub async fn document() -> Json<Value> {
             "/search-licence-plate": {"post": {"summary": "Plate reads, OCR-confusion tolerant, exact first", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": plate_props}}}}, "responses": search_responses()}},
             "/faces": {"post": {"summary": "Ingest a face (object) or a batch (array)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/FaceIn"}, {"type": "array", "items": {"$ref": "#/components/schemas/FaceIn"}}]}}}}, "responses": ingest_responses()}},
             "/plates": {"post": {"summary": "Ingest a plate read (object) or a batch (array)", "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/PlateIn"}, {"type": "array", "items": {"$ref": "#/components/schemas/PlateIn"}}]}}}}, "responses": ingest_responses()}},
-            "/media": {"post": {"summary": "Upload a blob (multipart field `file`); content-addressed, idempotent", "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}, "responses": {"200": {"description": "{url, name, size}"}, "400": error_response("No file field"), "413": error_response("Too large"), "415": error_response("Not multipart")}}},
+            "/media": {"post": {"summary": "Upload a blob (multipart field `file`); content-addressed, idempotent", "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}, "responses": {"200": {"description": "{url, name, size}"}, "400": error_response("No file field"), "413": error_response("Too large"), "415": error_response("Not multipart"), "507": error_response("No space left for media (retry later)")}}},
             "/media/{name}": {"get": {"summary": "A stored blob; Range supported", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}\\.[a-z0-9]{1,5}$"}}], "responses": {"200": {"description": "The bytes"}, "206": {"description": "A range"}, "400": error_response("Not a content-addressed name"), "404": error_response("Unknown")}}},
             "/healthz": {"get": {"summary": "Liveness and store reachability (no auth)", "security": [], "responses": {"200": {"description": "ok"}, "503": error_response("Store unavailable")}}},
             "/metrics": {"get": {"summary": "Prometheus text", "responses": {"200": {"description": "metrics"}}}},

@@ -125,7 +125,12 @@ CREATE INDEX IF NOT EXISTS plates_norm ON plates(lp_norm);
 ";
 
 fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Internal(format!("sqlite: {e}"))
+    // SQLite answers ENOSPC with SQLITE_FULL and rolls the transaction back.
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        StoreError::Full(format!("sqlite: {e}"))
+    } else {
+        StoreError::Internal(format!("sqlite: {e}"))
+    }
 }
 
 fn vector_to_blob(v: &[f32]) -> Vec<u8> {

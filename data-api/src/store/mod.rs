@@ -24,6 +24,10 @@ pub enum StoreError {
     /// The backend did not answer within the configured bound: 504.
     #[error("store timed out")]
     Timeout,
+    /// The disk under the store is full: 507. Nothing was written; the
+    /// sender's retry succeeds once space is back.
+    #[error("store is full: {0}")]
+    Full(String),
     /// Anything else (corrupt row, our own bug): 500.
     #[error("store failure: {0}")]
     Internal(String),
