@@ -54,8 +54,14 @@ cross_host() {
   # The Pi 5's core. qemu's default ("max") emulates 512-bit SVE2, which
   # tract then uses: one detector inference took 478 s instead of 25 s.
   qemu_cpu=cortex-a76
-  # Enough for the pure-Rust crates: the cross libc from libc6-dev-arm64-cross.
-  qemu_prefix=/usr/aarch64-linux-gnu
+  # Enough for the pure-Rust crates: the arm64 glibc (libc6:arm64) that
+  # libstd-rust-web-dev:arm64 pulls in, its loader and libc.so.6 from one
+  # build. Not /usr/aarch64-linux-gnu: -L only shadows the files that exist
+  # under it, so the cross loader there (glibc 2.36-8cross1) read the host's
+  # /etc/ld.so.cache and loaded libc6:arm64's libc.so.6 (2.36-9+deb12uN); that
+  # mixed pair spins forever in the first pthread_create, which is how every
+  # test binary hung (docs/DEPLOY.md, Cross-build).
+  qemu_prefix=/
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -cpu $qemu_cpu -L $qemu_prefix"
 }
 
