@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""How a box's cost grows with resolution, interval and number of cameras
+(issue 12), each against the smallest case measured in the same run.
+
+  resolution  `wayside process --interval 1000` on vtest.avi scaled to 360p,
+              720p and 1080p (H.264, made once under var/bench/);
+  interval    the 720p clip at 2000, 1000, 200 and 100 ms;
+  cameras     `wayside serve` with 1, 2 and 4 file cameras looping the 720p
+              clip (10 fps, 1 s windows): analysed frames/s per camera from
+              `wayside_camera_frames_analysed_total` over `--seconds`.
+
+Usage: scripts/bench-scaling.py [--bin PATH] [--seconds S] [--only resolution|interval|cameras]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
+BENCH = ROOT / "var" / "bench"
+
+
+def clip(height):
+    out = BENCH / f"vtest-{height}p.mp4"
+    if not out.exists():
+        BENCH.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(CACHE / "media" / "vtest.avi"),
+             "-vf", f"scale=-2:{height}", "-c:v", "libx264", "-crf", "23", "-pix_fmt",
+             "yuv420p", str(out)],
+            check=True,
+        )
+    return out
+
+
+def process(binary, video, interval):
+    """(wall s, CPU s, peak RSS MiB, summary) of one `wayside process`. The
+    RSS is the largest of this process's children so far: run the cases in
+    growing order."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    out = subprocess.run(
+        [str(binary), "process", str(video), "--interval", str(interval), "--json"],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024, json.loads(out.stdout)
+
+
+def row(label, wall, cpu, frames, base_ms=None):
+    per = wall * 1000 / frames
+    ratio = f"{per / base_ms:.2f}x" if base_ms else "1.00x (reference)"
+    print(f"| {label} | {frames} | {wall:.1f} | {cpu:.1f} | {per:.0f} | {cpu * 1000 / frames:.0f} | {ratio} |")
+    return per
+
+
+def resolution(binary):
+    print("\n| clip | analysed frames | wall s | CPU s | wall ms / analysed frame | CPU ms / analysed frame | wall per frame vs 360p |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    # Made first: ffmpeg is a child too, and ru_maxrss keeps the largest.
+    clips = {h: clip(h) for h in (360, 720, 1080)}
+    base = None
+    for h, video in clips.items():
+        wall, cpu, rss, s = process(binary, video, 1000)
+        per = row(f"vtest {h}p (peak RSS {rss:.0f} MiB)", wall, cpu, s["frames_processed"], base)
+        base = base or per
+
+
+def interval(binary):
+    print("\n| interval ms | analysed frames | wall s | CPU s | wall ms / analysed frame | CPU ms / analysed frame | per frame vs 2000 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    base = None
+    for ms in (2000, 1000, 200, 100):
+        wall, cpu, _, s = process(binary, clip(720), ms)
+        per = row(str(ms), wall, cpu, s["frames_processed"], base)
+        base = base or per
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def analysed(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    return {m[0]: float(m[1]) for m in re.findall(
+        r'^wayside_camera_frames_analysed_total\{camera="([^"]+)"\} (\S+)$', text, re.M)}
+
+
+def cameras(binary, seconds):
+    print("\n| cameras | analysed frames/s per camera (each) | total analysed frames/s | CPU s / s | total vs 1 camera |")
+    print("|---:|---|---:|---:|---:|")
+    base = None
+    for n in (1, 2, 4):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            port = free_port()
+            cams = "".join(
+                f'[[camera]]\nname = "cam{i}"\nsource = "file:{clip(720)}"\nwindow_ms = 1000\n'
+                for i in range(n)
+            )
+            (tmp / "w.toml").write_text(
+                f'[server]\nlisten = "127.0.0.1:{port}"\nspool_dir = "{tmp / "spool"}"\n'
+                f'[media]\ndir = "{tmp / "media"}"\n[outbox]\ndir = "{tmp / "outbox"}"\n{cams}'
+            )
+            log = open(tmp / "log", "w")
+            proc = subprocess.Popen([str(binary), "--config", str(tmp / "w.toml"), "serve"],
+                                    cwd=ROOT, stdout=log, stderr=log)
+            try:
+                time.sleep(10)  # models loaded, cameras streaming
+                first, t0 = analysed(port), time.monotonic()
+                cpu0 = cpu_of(proc.pid)
+                time.sleep(seconds)
+                last, t1 = analysed(port), time.monotonic()
+                cpu = (cpu_of(proc.pid) - cpu0) / (t1 - t0)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        if len(last) != n:
+            sys.exit(f"{n} cameras: metrics show {sorted(last)}; see the daemon log")
+        each = [(last[k] - first.get(k, 0)) / (t1 - t0) for k in sorted(last)]
+        total = sum(each)
+        ratio = f"{total / base:.2f}x" if base else "1.00x (reference)"
+        base = base or total
+        print(f"| {n} | {', '.join(f'{e:.1f}' for e in each)} | {total:.1f} | {cpu:.2f} | {ratio} |")
+
+
+def cpu_of(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bin", type=Path, default=ROOT / "target" / "release" / "wayside")
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--only", choices=["resolution", "interval", "cameras"])
+    args = p.parse_args()
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"load average at start {os.getloadavg()[0]:.2f}; one run each; binary {args.bin.name}.")
+    if args.only in (None, "resolution"):
+        resolution(args.bin)
+    if args.only in (None, "interval"):
+        interval(args.bin)
+    if args.only in (None, "cameras"):
+        cameras(args.bin, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
