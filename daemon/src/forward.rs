@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::runtime::Handle;
-use wayside_outbox::{Accepted, Outbox, Record, record_id};
+use wayside_outbox::{Accepted, Outbox, OutboxError, Record, record_id};
 
 use crate::pipeline::faces::FaceSighting;
 use crate::pipeline::plates::PlateSighting;
@@ -44,6 +44,25 @@ impl Forwarder {
     }
 }
 
+/// What became of one sighting handed to the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// Stored durably: it will reach the data API.
+    Kept,
+    /// The outbox's storage failed (disk full, I/O error): a later retry of
+    /// the same video can keep it (record ids come from the video).
+    NoRoom,
+    /// Refused for what it is or for the state of the box (too large, the
+    /// outbox shut down): retrying would not help.
+    Refused,
+}
+
+impl Handed {
+    pub fn kept(self) -> bool {
+        self == Handed::Kept
+    }
+}
+
 pub struct Sightings {
     forwarder: Forwarder,
     source: String,
@@ -52,10 +71,10 @@ pub struct Sightings {
 
 impl Sightings {
     /// Stores the face durably (blocking: call it from the job's thread).
-    /// Returns whether the outbox took it; a refusal (outbox closed at
-    /// shutdown, disk full) is logged and counted by the outbox, and the job
-    /// goes on: its counts do not depend on it.
-    pub fn face(&self, s: FaceSighting) -> bool {
+    /// Says whether the outbox took it; a refusal (outbox closed at
+    /// shutdown, disk full) is logged, and the job goes on: its counts do
+    /// not depend on it.
+    pub fn face(&self, s: FaceSighting) -> Handed {
         let id = self.id("face", s.track_id, s.t_ms);
         let body = json!({
             "face_vector": s.vector,
@@ -67,7 +86,7 @@ impl Sightings {
     }
 
     /// Stores the vehicle's voted plate durably, as [`Self::face`] does.
-    pub fn plate(&self, s: PlateSighting) -> bool {
+    pub fn plate(&self, s: PlateSighting) -> Handed {
         let id = self.id("plate", s.track_id, s.t_ms);
         let body = json!({
             "licence_plate": s.text,
@@ -89,14 +108,17 @@ impl Sightings {
             .unwrap_or_default()
     }
 
-    fn enqueue(&self, record: Record, t_ms: u64) -> bool {
+    fn enqueue(&self, record: Record, t_ms: u64) -> Handed {
         let outbox = &self.forwarder.outbox;
         let kind = record.kind.as_str();
         match self.forwarder.runtime.block_on(outbox.enqueue(record)) {
-            Ok(Accepted::New | Accepted::AlreadyQueued) => true,
+            Ok(Accepted::New | Accepted::AlreadyQueued) => Handed::Kept,
             Err(e) => {
                 tracing::warn!(source = %self.source, t_ms, "{kind} not forwarded: {e}");
-                false
+                match e {
+                    OutboxError::Storage(_) => Handed::NoRoom,
+                    _ => Handed::Refused,
+                }
             }
         }
     }

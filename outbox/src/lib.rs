@@ -166,8 +166,9 @@ impl Outbox {
     /// Stores `record` durably and returns once it is committed to disk;
     /// from then on it will be delivered (or, past the bound, dropped and
     /// counted). A record that cannot be stored (disk full) is an
-    /// [`OutboxError::Storage`], counted in `refused`. Enqueueing an id that is still in the outbox changes
-    /// nothing and answers [`Accepted::AlreadyQueued`].
+    /// [`OutboxError::Storage`], counted in `refused`. Enqueueing an id that
+    /// is still in the outbox changes nothing and answers
+    /// [`Accepted::AlreadyQueued`].
     pub async fn enqueue(&self, record: Record) -> Result<Accepted, OutboxError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(OutboxError::Closed);

@@ -341,7 +341,7 @@ impl Camera {
             "licence_plate": plate.text,
             "confidence": plate.confidence,
         });
-        if sightings.plate(plate)
+        if sightings.plate(plate).kept()
             && let Some(mqtt) = &self.outputs.mqtt
         {
             mqtt.publish_event(&self.config.name, &event);
@@ -356,7 +356,7 @@ impl Camera {
             "ts": clock.unix_ms(face.t_ms),
             "track_id": face.track_id,
         });
-        if sightings.face(face)
+        if sightings.face(face).kept()
             && let Some(mqtt) = &self.outputs.mqtt
         {
             mqtt.publish_event(&self.config.name, &event);

@@ -30,7 +30,7 @@ use wayside_vision::{BBox, RgbFrame};
 use crate::config::{FacesConfig, PlatesConfig};
 use crate::decode::{DecodeError, DecodedFrame, Decoder, VideoInfo};
 use crate::encode::{EncodeError, Encoder};
-use crate::forward::Sightings;
+use crate::forward::{Handed, Sightings};
 use analyse::{Analyser, Stage, StageClock, annotated};
 use detect_ahead::DetectAhead;
 use faces::FaceSighting;
@@ -123,9 +123,10 @@ pub struct Summary {
     pub faces_forwarded: u32,
     /// Vehicles whose plate was read, voted and handed to the outbox.
     pub plates_forwarded: u32,
-    /// Faces and plates found that the outbox could not store (disk full):
-    /// they will never reach the data API, so `/video` does not answer the
-    /// job as a success (see `http/video.rs`).
+    /// Faces and plates found that the outbox had no room to store (disk
+    /// full, I/O error): they will never reach the data API unless the
+    /// video is sent again, so `/video` does not answer the job as a
+    /// success (see `http/video.rs`).
     #[serde(skip)]
     pub sightings_not_kept: u32,
 }
@@ -396,17 +397,17 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
         let (forwarded, not_kept) = (&mut self.faces_forwarded, &mut self.sightings_not_kept);
         self.watch.time(Stage::Faces, || {
             for f in faces {
-                let kept = sink.face(f);
-                *forwarded += u32::from(kept);
-                *not_kept += u32::from(!kept);
+                let handed = sink.face(f);
+                *forwarded += u32::from(handed.kept());
+                *not_kept += u32::from(handed == Handed::NoRoom);
             }
         });
         let (forwarded, not_kept) = (&mut self.plates_forwarded, &mut self.sightings_not_kept);
         self.watch.time(Stage::Plates, || {
             for p in plates {
-                let kept = sink.plate(p);
-                *forwarded += u32::from(kept);
-                *not_kept += u32::from(!kept);
+                let handed = sink.plate(p);
+                *forwarded += u32::from(handed.kept());
+                *not_kept += u32::from(handed == Handed::NoRoom);
             }
         });
     }
