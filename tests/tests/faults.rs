@@ -294,12 +294,7 @@ async fn a_full_data_api_disk_is_a_507_and_the_outbox_delivers_when_space_is_bac
     // every record.
     let listen = api.listen().to_string();
     drop(api);
-    let check = Command::new("sqlite3")
-        .arg(data.join("wayside.db"))
-        .arg("PRAGMA integrity_check")
-        .output()
-        .expect("sqlite3 runs");
-    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok");
+    assert_sqlite_intact(&data.join("wayside.db"));
     let api = DataApi::start(&data, &listen, &[]);
     assert_eq!(faces_by_source(&api).await, stored);
     drop(api);
@@ -348,16 +343,26 @@ async fn a_full_outbox_disk_is_a_507_and_nothing_is_claimed() {
     eprintln!("{refused} faces refused while full (507); {faces} forwarded once space was back");
 
     let dir = d.kill();
-    let check = Command::new("sqlite3")
-        .arg(outbox.join("outbox.db"))
-        .arg("PRAGMA integrity_check")
-        .output()
-        .expect("sqlite3 runs");
-    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok");
+    assert_sqlite_intact(&outbox.join("outbox.db"));
     let d = Daemon::start_in(dir, &faces_config(&api.base)).await;
     assert_eq!(d.metric("wayside_outbox_pending").await, 0);
     drop(d);
     drop(disk);
+}
+
+/// SQLite's own check of a database file left by a killed process.
+fn assert_sqlite_intact(db: &Path) {
+    let check = Command::new("sqlite3")
+        .arg(db)
+        .arg("PRAGMA integrity_check")
+        .output()
+        .expect("sqlite3 runs");
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "ok",
+        "{}",
+        db.display()
+    );
 }
 
 /// libfaketime, as Debian's `faketime` package installs it.
