@@ -58,6 +58,10 @@ pub struct RegionConfig {
     /// vehicle that small has a plate of a few pixels, below what the
     /// recogniser can read (the bus photo's 27 × 9 px plate is unreadable).
     pub min_side_px: f32,
+    /// When the region holds no plate the detector finds, search its two
+    /// halves along the longer side as well (up to two more detector runs
+    /// per miss).
+    pub split_when_missed: bool,
 }
 
 impl Default for RegionConfig {
@@ -66,6 +70,7 @@ impl Default for RegionConfig {
             lower: 0.6,
             margin: 0.05,
             min_side_px: 64.0,
+            split_when_missed: true,
         }
     }
 }
@@ -236,9 +241,36 @@ impl PlateSession<'_> {
         region: BBox,
         config: &RegionConfig,
     ) -> Result<Vec<PlateRead>, PlateError> {
-        let Some((view, [dx, dy])) = view(frame, region, config) else {
+        let Some(area) = search_area(frame, region, config) else {
             return Ok(Vec::new());
         };
+        let mut reads = self.read_area(frame, area)?;
+        if reads.is_empty() && config.split_when_missed {
+            // Letterboxed whole, a wide region leaves a small plate below
+            // what the detector finds; each half gives it up to twice the
+            // pixels. Only on a miss: a found plate costs no more.
+            for half in halves(area) {
+                reads.extend(self.read_area(frame, half)?);
+            }
+            reads.sort_by(|a, b| b.detection_score.total_cmp(&a.detection_score));
+            let mut kept: Vec<PlateRead> = Vec::with_capacity(reads.len());
+            for r in reads {
+                if kept.iter().all(|k| k.bbox.iou(&r.bbox) < 0.3) {
+                    kept.push(r);
+                }
+            }
+            reads = kept;
+        }
+        Ok(reads)
+    }
+
+    /// [`Self::read`] on `area` of `frame` (whole pixels, inside it), boxes
+    /// and corners moved to frame pixels.
+    fn read_area(&mut self, frame: &RgbFrame, area: BBox) -> Result<Vec<PlateRead>, PlateError> {
+        let Some(view) = sub_view(frame, area) else {
+            return Ok(Vec::new());
+        };
+        let (dx, dy) = (area.x1, area.y1);
         let mut reads = self.read(&view)?;
         for r in &mut reads {
             r.bbox = BBox::new(
@@ -254,13 +286,8 @@ impl PlateSession<'_> {
 }
 
 /// The lower part of `region` grown by the margin, whole pixels, clamped
-/// to the frame, as a borrowed view of `frame`; and where its top-left
-/// pixel is in the frame.
-fn view<'a>(
-    frame: &RgbFrame<'a>,
-    region: BBox,
-    config: &RegionConfig,
-) -> Option<(RgbFrame<'a>, [f32; 2])> {
+/// to the frame; `None` when smaller than `config.min_side_px`.
+fn search_area(frame: &RgbFrame, region: BBox, config: &RegionConfig) -> Option<BBox> {
     let region = BBox::new(
         region.x1,
         region.y2 - region.height() * config.lower,
@@ -279,19 +306,42 @@ fn view<'a>(
     )
     .clamp(frame.width() as f32, frame.height() as f32);
     let side = grown.width().min(grown.height());
-    if side.is_nan() || side < config.min_side_px {
-        return None;
+    (side >= config.min_side_px).then_some(grown)
+}
+
+/// The two overlapping halves of `area` along its longer side, each 60 %
+/// of it, so a plate up to a fifth of that side lies whole in one.
+fn halves(area: BBox) -> [BBox; 2] {
+    let BBox { x1, y1, x2, y2 } = area;
+    if area.width() >= area.height() {
+        let w = (area.width() * 0.6).round();
+        [BBox::new(x1, y1, x1 + w, y2), BBox::new(x2 - w, y1, x2, y2)]
+    } else {
+        let h = (area.height() * 0.6).round();
+        [BBox::new(x1, y1, x2, y1 + h), BBox::new(x1, y2 - h, x2, y2)]
     }
-    let (x0, y0) = (grown.x1 as usize, grown.y1 as usize);
-    let (w, h) = (grown.width() as u32, grown.height() as u32);
+}
+
+/// `area` (whole pixels, inside the frame) as a borrowed view of `frame`.
+fn sub_view<'a>(frame: &RgbFrame<'a>, area: BBox) -> Option<RgbFrame<'a>> {
+    let (x0, y0) = (area.x1 as usize, area.y1 as usize);
+    let (w, h) = (area.width() as u32, area.height() as u32);
     let start = y0 * frame.stride() + 3 * x0;
-    let view = RgbFrame::new(w, h, frame.stride(), frame.data().get(start..)?).ok()?;
-    Some((view, [x0 as f32, y0 as f32]))
+    RgbFrame::new(w, h, frame.stride(), frame.data().get(start..)?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view<'a>(
+        frame: &RgbFrame<'a>,
+        region: BBox,
+        config: &RegionConfig,
+    ) -> Option<(RgbFrame<'a>, [f32; 2])> {
+        let area = search_area(frame, region, config)?;
+        Some((sub_view(frame, area)?, [area.x1, area.y1]))
+    }
 
     #[test]
     fn a_region_is_a_view_grown_by_the_margin_and_clamped() {
@@ -302,6 +352,7 @@ mod tests {
             lower: 1.0,
             margin: 0.25,
             min_side_px: 2.0,
+            split_when_missed: false,
         };
         // 8 x 4 box at (6, 3): grown by 2 and 1 → (4, 2)..(16, 8).
         let (v, offset) = view(&frame, BBox::new(6.0, 3.0, 14.0, 7.0), &config).unwrap();
@@ -332,6 +383,16 @@ mod tests {
         };
         let (v, offset) = view(&frame, BBox::new(6.0, 1.0, 14.0, 9.0), &half).unwrap();
         assert_eq!((v.width(), v.height(), offset), (12, 6, [4.0, 4.0]));
+    }
+
+    #[test]
+    fn halves_split_the_longer_side_and_overlap() {
+        let [a, b] = halves(BBox::new(10.0, 20.0, 110.0, 60.0));
+        assert_eq!(a, BBox::new(10.0, 20.0, 70.0, 60.0));
+        assert_eq!(b, BBox::new(50.0, 20.0, 110.0, 60.0));
+        let [a, b] = halves(BBox::new(0.0, 0.0, 30.0, 50.0));
+        assert_eq!(a, BBox::new(0.0, 0.0, 30.0, 30.0));
+        assert_eq!(b, BBox::new(0.0, 20.0, 30.0, 50.0));
     }
 
     #[test]
