@@ -99,9 +99,12 @@ def download(pkg):
     with tempfile.TemporaryDirectory(dir=DOWNLOADS) as tmp:
         reg = pkg["registry"]
         if reg == "pypi":
-            kind = "--only-binary" if pkg["artifact"].endswith(".whl") else "--no-binary"
+            # An sdist: source for this package only. `--no-binary :all:`
+            # would also build its build backend (hatchling, poetry-core, ...)
+            # and their dependencies from source, just to read its metadata.
+            kind = ["--only-binary", ":all:"] if pkg["artifact"].endswith(".whl") else ["--no-binary", pkg["name"]]
             run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--ignore-requires-python",
-                 kind, ":all:", "-d", tmp, f"{pkg['name']}=={pkg['version']}"])
+                 *kind, "-d", tmp, f"{pkg['name']}=={pkg['version']}"])
         elif reg == "npm":
             run(["npm", "pack", "--silent", f"{pkg['name']}@{pkg['version']}"], cwd=tmp, stdout=subprocess.DEVNULL)
         elif reg == "apt":

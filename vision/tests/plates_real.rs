@@ -39,6 +39,10 @@ fn dictionary_text() -> String {
 }
 
 fn engine() -> PlateEngine {
+    engine_with(GrammarConfig::default())
+}
+
+fn engine_with(grammar: GrammarConfig) -> PlateEngine {
     let det = common::model("plate-detector");
     let rec = common::model("plate-recognizer");
     PlateEngine::new(
@@ -57,7 +61,7 @@ fn engine() -> PlateEngine {
         )
         .expect("plate recogniser loads"),
         RectifyConfig::default(),
-        GrammarConfig::default(),
+        grammar,
     )
     .expect("engine")
 }
@@ -270,6 +274,73 @@ fn the_uk_plate_on_the_bus_is_too_small_to_read() {
     // Whatever is read, nothing passes as a plate with the default
     // (Chinese) grammar.
     assert!(whole.iter().chain(&region).all(|r| !r.valid()));
+}
+
+#[derive(Deserialize)]
+struct RealPhotos {
+    photo: Vec<RealPhoto>,
+}
+
+#[derive(Deserialize)]
+struct RealPhoto {
+    file: String,
+    plate: String,
+}
+
+/// Real photos with real plates (tests/fixtures/plates/real.toml: 17
+/// Vietnamese, 8 EU, UK, Indian and US; none Chinese, as none ships in a
+/// registry package), each read whole with the generic grammar on, as a
+/// box abroad would be configured. Asserts how many are read exactly and
+/// that nothing else passes as a plate.
+#[test]
+fn real_plates_are_read_exactly() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/plates/real.toml");
+    let truth: RealPhotos = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut grammar = GrammarConfig::default();
+    grammar.generic.enabled = true;
+    // Vietnamese plates hold 7–9 characters, Indian ones 10.
+    grammar.generic.max_len = 10;
+    let e = engine_with(grammar);
+    let mut s = e.session().unwrap();
+    let (mut exact, mut wrong, mut missed) = (0, 0, 0);
+    for p in &truth.photo {
+        let img = photo(&p.file);
+        let reads = s.read(&RgbFrame::from_image(&img).unwrap()).unwrap();
+        let valid: Vec<&PlateRead> = reads.iter().filter(|r| r.valid()).collect();
+        let hit = valid.iter().any(|r| r.reading.text == p.plate);
+        let others = valid.iter().filter(|r| r.reading.text != p.plate).count();
+        exact += usize::from(hit);
+        wrong += others;
+        missed += usize::from(reads.is_empty());
+        println!(
+            "{:28} {:4}x{:<4} {:10} → {:?} {}",
+            p.file,
+            img.width(),
+            img.height(),
+            p.plate,
+            reads
+                .iter()
+                .map(|r| format!(
+                    "{} (read {:.2}, detected {:.2}{})",
+                    r.reading.text,
+                    r.reading.score,
+                    r.detection_score,
+                    if r.valid() { "" } else { ", refused" }
+                ))
+                .collect::<Vec<_>>(),
+            if hit { "exact" } else { "" }
+        );
+    }
+    let n = truth.photo.len();
+    println!(
+        "real plates: {exact} / {n} exact, {wrong} other readings taken as plates, {missed} photos with no plate found"
+    );
+    // Measured 14 of 25, none wrong: every plate found was read exactly;
+    // the misses are plates the detector, trained on Chinese plates,
+    // scores below 0.7 (docs/PLATES.md).
+    assert!(exact >= 12, "{exact} of {n} real plates read exactly");
+    assert!(wrong <= 1, "{wrong} wrong readings taken as plates");
 }
 
 /// Where a sample's read ended up.
