@@ -104,7 +104,7 @@ pub fn load_plates(config: &Config) -> Result<PlateEngine> {
 /// models (~70 MiB) only `with_sightings`: `wayside process` forwards and
 /// searches nothing, so it does without them.
 pub fn load_engine(config: &Config, with_sightings: bool) -> Result<Engine> {
-    Ok(Engine {
+    let engine = Engine {
         detector: load_detector(config)?,
         faces: with_sightings.then(|| load_faces(config)).transpose()?,
         faces_config: config.faces.clone(),
@@ -120,5 +120,26 @@ pub fn load_engine(config: &Config, with_sightings: bool) -> Result<Engine> {
         max_duration_s: config.video.max_duration_s,
         max_dimension: config.video.max_dimension,
         jpeg_quality: config.video.jpeg_quality,
-    })
+    };
+    release_freed_memory();
+    Ok(engine)
+}
+
+/// Loading a model parses the ONNX file and optimises the graph: tens of MiB
+/// allocated and freed on this thread before the first frame. glibc keeps
+/// the freed pages of its main arena resident (9 MiB of the detector's load
+/// on the 720p bench, never reused by a job: docs/BENCHMARKS.md, "Where the
+/// memory goes"); one `malloc_trim` at start hands them back.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes no pointer and may be called at
+        // any time from any thread; it only returns free memory to the OS.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
