@@ -20,8 +20,13 @@ cross_sysroot
 
 started=$SECONDS
 say "building wayside and wayside-data for $target (profile release-arm)"
-(cd "$repo" && nice -n 19 "${cargo[@]}" build --locked --profile release-arm --target "$target" \
-  -p wayside -p wayside-data --bins)
+# One cargo per package, as the Yocto recipes build them: in one invocation
+# cargo unifies the two packages' dependency features, and the daemon linked
+# wayside-data's HTTP/2, gzip and catch-panic code (0.6 MB, docs/DEPLOY.md).
+for pkg in wayside wayside-data; do
+  (cd "$repo" && nice -n 19 "${cargo[@]}" build --locked --profile release-arm --target "$target" \
+    -p "$pkg" --bins)
+done
 say "built in $((SECONDS - started)) s"
 
 out="$CARGO_TARGET_DIR/$target/release-arm"

@@ -1,8 +1,9 @@
 //! Fit a frame into a model's fixed input without distorting it: scale to fit,
 //! pad the rest, normalise into an f32 tensor, and map boxes back afterwards.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8x3;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -153,14 +154,18 @@ impl Letterboxer {
         };
 
         let packed = frame.packed();
-        let src = ImageRef::new(sw, sh, &packed, PixelType::U8x3)
+        // Typed views, not `Image`/`ImageRef`: `Resizer::resize` dispatches on
+        // the pixel type at run time and so links the resizer for all 13 of
+        // them (1.8 MB of the aarch64 daemon, docs/DEPLOY.md); only RGB8
+        // comes here, and `resize` would call this same `resize_typed`.
+        let src = TypedImageRef::<U8x3>::from_buffer(sw, sh, &packed)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
         self.scaled.resize((nw * nh * 3) as usize, 0);
-        let mut dst = Image::from_slice_u8(nw, nh, &mut self.scaled, PixelType::U8x3)
+        let mut dst = TypedImage::<U8x3>::from_buffer(nw, nh, &mut self.scaled)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
         let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
         self.resizer
-            .resize(&src, &mut dst, &opts)
+            .resize_typed(&src, &mut dst, &opts)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
 
         let (w, h) = (s.width as usize, s.height as usize);

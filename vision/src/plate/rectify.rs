@@ -12,8 +12,9 @@
 //! (the letterbox's resizer): sampling a 100 px plate straight down to 32
 //! px would skip pixels and alias the strokes.
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8x3;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{Rgb, RgbImage};
 use imageproc::geometric_transformations::{Border, Interpolation, Projection, warp_into_with};
 
@@ -140,12 +141,13 @@ impl Rectifier {
         );
         let big = warp(image, corners, ww, wh)?;
         let mut out = RgbImage::new(width, self.height);
-        let src = Image::from_vec_u8(ww, wh, big.into_raw(), PixelType::U8x3)
+        // Typed, as in the letterbox: only the RGB8 resizer is linked.
+        let src = TypedImageRef::<U8x3>::from_buffer(ww, wh, big.as_raw())
             .map_err(|e| PlateError::Tensor(e.to_string()))?;
-        let mut dst = Image::from_slice_u8(width, self.height, &mut out, PixelType::U8x3)
+        let mut dst = TypedImage::<U8x3>::from_buffer(width, self.height, &mut out)
             .map_err(|e| PlateError::Tensor(e.to_string()))?;
         Resizer::new()
-            .resize(
+            .resize_typed(
                 &src,
                 &mut dst,
                 &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
