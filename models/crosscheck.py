@@ -155,6 +155,9 @@ def build_input(model, manifest, cache_dir):
     if mid == "plate-detector":
         return prepare(cv2.imread(str(media / "pexels_double_decker_bus.jpg")), spec), \
             "media/pexels_double_decker_bus.jpg letterboxed", {}
+    if mid == "plate-text-detector":
+        return prepare(cv2.imread(str(media / "fast-alpr-test_image.png")), spec), \
+            "media/fast-alpr-test_image.png letterboxed (a Czech plate)", {}
     if mid == "plate-recognizer":
         return prepare(render_plate(), spec), "rendered plate 'A 12345' (white on blue, Hershey font)", {}
     raise ValueError(f"no cross-check input defined for {mid}")

@@ -793,6 +793,30 @@ pub fn plate_clip(dir: &Path, plate: &str) -> PathBuf {
     clip
 }
 
+/// `seconds` of the fetched photo `name` standing still, 5 fps, H.264 in
+/// MP4 (padded to even sides, as yuv420p needs).
+pub fn still_clip(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let out = dir.join("still.mp4");
+    ffmpeg(&[
+        "-loop",
+        "1",
+        "-framerate",
+        "5",
+        "-t",
+        &seconds.to_string(),
+        "-i",
+        &media(name).display().to_string(),
+        "-vf",
+        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        &out.display().to_string(),
+    ]);
+    out
+}
+
 /// Three people, each in a place of their own (the faces tests: who is
 /// who is in docs/FACES.md): Obama for 0–3 s on the left, Biden for
 /// 3–6 s in the middle, Obama again (another photo) for 6–9 s on the

@@ -22,6 +22,8 @@ pub enum DecodeError {
     },
     #[error("no output of shape [1, {rows}, {width}]")]
     MissingOutput { rows: usize, width: usize },
+    #[error("no output of shape [1, 1, {height}, {width}] (a map the size of the input)")]
+    MissingMap { height: usize, width: usize },
     #[error("the model's outputs are decoded as {got:?}, which is not {expected}")]
     Mismatch {
         expected: &'static str,
@@ -71,6 +73,26 @@ pub enum DecodeSpec {
         /// check that steps and sizes describe the model, made at load.
         #[serde(default)]
         priors: Option<usize>,
+        /// Plates scoring below this are dropped, unless the config says
+        /// otherwise (agentclpr: 0.7).
+        score_threshold: f32,
+    },
+    /// A DB ("differentiable binarisation") text-line detector, PaddleOCR's:
+    /// one `[1, 1, H, W]` map of how likely each input pixel is text.
+    /// Decoded by [`crate::plate::text_lines`] into four-cornered boxes, so
+    /// it can stand in for the plate detector where plates are not Chinese.
+    TextLines {
+        /// Pixels above this are text (PaddleOCR: 0.3).
+        thresh: f32,
+        /// Each line's box is grown on every side by its area × this ratio
+        /// ÷ its perimeter: the map marks the core of the characters, not
+        /// their full height (PaddleOCR: 1.5–2.0; rapidocr 1.6).
+        unclip_ratio: f32,
+        /// Lines thinner than this many input pixels are noise (PaddleOCR: 3).
+        min_size: f32,
+        /// Lines whose mean map value is below this are dropped, unless the
+        /// config says otherwise (PaddleOCR's `box_thresh`: 0.5).
+        score_threshold: f32,
     },
     /// A CTC text recogniser: `[1, T, classes]` per-step probabilities;
     /// `blank` is the CTC blank and every other class is a line of the
@@ -126,6 +148,7 @@ impl DecodeSpec {
             DecodeSpec::Yunet { .. } => "yunet",
             DecodeSpec::Embedding { .. } => "embedding",
             DecodeSpec::RetinaCorners { .. } => "retina-corners",
+            DecodeSpec::TextLines { .. } => "text-lines",
             DecodeSpec::Ctc { .. } => "ctc",
         }
     }
@@ -196,6 +219,7 @@ impl DecodeSpec {
             DecodeSpec::Yunet { .. }
             | DecodeSpec::Embedding { .. }
             | DecodeSpec::RetinaCorners { .. }
+            | DecodeSpec::TextLines { .. }
             | DecodeSpec::Ctc { .. } => Err(DecodeError::Mismatch {
                 expected: "an object detector",
                 got: self.name(),
@@ -301,6 +325,7 @@ mod tests {
                 variance: [0.1, 0.2],
                 clip: false,
                 priors: Some(16_800),
+                score_threshold: 0.7,
             }
         );
         assert_eq!(
@@ -309,6 +334,15 @@ mod tests {
                 classes: 6625,
                 blank: 0,
                 dict: "plate-recognizer.dict.txt".into(),
+            }
+        );
+        assert_eq!(
+            by_id("plate-text-detector"),
+            DecodeSpec::TextLines {
+                thresh: 0.3,
+                unclip_ratio: 1.6,
+                min_size: 3.0,
+                score_threshold: 0.5,
             }
         );
         assert_eq!(by_id("plate-detector").name(), "retina-corners");

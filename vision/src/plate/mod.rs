@@ -25,6 +25,7 @@ mod engine;
 pub mod grammar;
 pub mod recognize;
 pub mod rectify;
+pub mod text_lines;
 pub mod vote;
 
 use thiserror::Error;
