@@ -1,10 +1,13 @@
 //! Per-plate latency of the plate pipeline, step by step: detect (the plate
-//! detector on a vehicle crop), rectify, recognise; and the whole
-//! `read_region` call. Prints one markdown table.
+//! detector, or the text-line detector, on a vehicle crop), rectify,
+//! recognise; and the whole `read_region` call. Prints one markdown table.
 //!
 //! ```text
-//! cargo run --release -p wayside-vision --example plate_latency [-- RUNS [SEED]]
+//! cargo run --release -p wayside-vision --example plate_latency [-- RUNS [SEED [DETECTOR]]]
 //! ```
+//!
+//! DETECTOR is a manifest id: `plate-detector` (the default) or
+//! `plate-text-detector`.
 //!
 //! Models and photos come from `${WAYSIDE_MODELS_DIR:-models/cache}`
 //! (scripts/setup-models.sh); the plates are the synthetic ones of the
@@ -35,10 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::args().nth(i).map_or(Ok(default), |s| s.parse())
     };
     let (runs, seed) = (arg(1, 20)? as usize, arg(2, 1)?);
-    let (det, rec) = (
-        common::model("plate-detector"),
-        common::model("plate-recognizer"),
-    );
+    let detector = std::env::args()
+        .nth(3)
+        .unwrap_or_else(|| "plate-detector".into());
+    let (det, rec) = (common::model(&detector), common::model("plate-recognizer"));
     let rec_out = rec.decode();
     let DecodeSpec::Ctc { dict, .. } = &rec_out else {
         return Err("plate-recognizer is not decoded as ctc".into());
