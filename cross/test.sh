@@ -10,7 +10,9 @@
 #   all (one detector inference takes about 25 s under qemu, ~100x native).
 # smoke: `wayside serve` answers /healthz, `wayside-data serve` answers
 #   /healthz, and `wayside detect IMAGE` finds what the x86 build finds on the
-#   same image (same classes, box IoU >= 0.9, scores within 0.02). The x86
+#   same image (same classes, box IoU >= 0.9, scores within 0.02). The
+#   binaries are cross/build.sh's, or $WAYSIDE_CROSS_DAEMON and
+#   $WAYSIDE_CROSS_DATA (empty: no data API; cross/ci.sh's way). The x86
 #   binary is $WAYSIDE_X86_BIN, else target/debug/wayside (scripts/test.sh
 #   builds it), else it is built here. IMAGE is $WAYSIDE_CROSS_IMAGE, else the
 #   fetched bus.jpg.
@@ -54,7 +56,11 @@ smoke() {
   cross_host
   cross_sysroot
   local out="$CARGO_TARGET_DIR/$target/release-arm"
-  [[ -x "$out/wayside" && -x "$out/wayside-data" ]] || "$repo/cross/build.sh"
+  local daemon="${WAYSIDE_CROSS_DAEMON:-$out/wayside}" data="${WAYSIDE_CROSS_DATA-$out/wayside-data}"
+  if [[ ! -x "$daemon" || (-n "$data" && ! -x "$data") ]]; then
+    [[ -z "${WAYSIDE_CROSS_DAEMON:-}" ]] || { say "$daemon is not built"; return 1; }
+    "$repo/cross/build.sh"
+  fi
   local x86="${WAYSIDE_X86_BIN:-$repo/target/debug/wayside}"
   if [[ ! -x "$x86" ]]; then
     say "building the x86 wayside for the reference detections"
@@ -83,18 +89,20 @@ enabled = false
 [outbox]
 dir = "$work/outbox"
 TOML
-  (cd "$repo" && exec "${qemu[@]}" "$out/wayside" --config "$work/wayside.toml" serve) \
+  (cd "$repo" && exec "${qemu[@]}" "$daemon" --config "$work/wayside.toml" serve) \
     >"$work/wayside.log" 2>&1 &
   pids+=($!)
   t="$(wait_healthy "http://127.0.0.1:$port/healthz" "${pids[-1]}" 900)" || { cat "$work/wayside.log"; return 1; }
   say "wayside serve (aarch64) healthy after $t s: $(curl -fsS "http://127.0.0.1:$port/healthz")"
 
-  port="$(free_port)"
-  RUST_LOG=error "${qemu[@]}" "$out/wayside-data" serve --listen "127.0.0.1:$port" \
-    --data-dir "$work/data" >"$work/wayside-data.log" 2>&1 &
-  pids+=($!)
-  t="$(wait_healthy "http://127.0.0.1:$port/healthz" "${pids[-1]}" 300)" || { cat "$work/wayside-data.log"; return 1; }
-  say "wayside-data serve (aarch64) healthy after $t s: $(curl -fsS "http://127.0.0.1:$port/healthz")"
+  if [[ -n "$data" ]]; then
+    port="$(free_port)"
+    RUST_LOG=error "${qemu[@]}" "$data" serve --listen "127.0.0.1:$port" \
+      --data-dir "$work/data" >"$work/wayside-data.log" 2>&1 &
+    pids+=($!)
+    t="$(wait_healthy "http://127.0.0.1:$port/healthz" "${pids[-1]}" 300)" || { cat "$work/wayside-data.log"; return 1; }
+    say "wayside-data serve (aarch64) healthy after $t s: $(curl -fsS "http://127.0.0.1:$port/healthz")"
+  fi
 
   # Both daemons stop on SIGTERM; a hang here is a failure too.
   local p
@@ -103,7 +111,7 @@ TOML
   pids=()
 
   t=$SECONDS
-  (cd "$repo" && "${qemu[@]}" "$out/wayside" detect "$image") >"$work/arm.json"
+  (cd "$repo" && "${qemu[@]}" "$daemon" detect "$image") >"$work/arm.json"
   say "wayside detect (aarch64, qemu): $((SECONDS - t)) s, inference $(jq_ms "$work/arm.json") ms"
   (cd "$repo" && "$x86" detect "$image") >"$work/x86.json"
   say "wayside detect (x86-64): inference $(jq_ms "$work/x86.json") ms"

@@ -5,6 +5,19 @@ cd "$(dirname "$0")/.."
 # A fresh clone builds once: incremental state would only cost disk.
 export CARGO_INCREMENTAL=0
 scripts/setup.sh
+# The aarch64 check (cross/ci.sh): its toolchain and sysroot now (apt), its
+# cold build in the background at idle priority, where it takes the cores
+# the x86 side leaves idle; its tests under qemu at the end.
+cross/ci.sh prepare
+mkdir -p target
+setsid cross/ci.sh build >target/cross-ci-build.log 2>&1 &
+cross_build=$!
+es_started=false
+cleanup() {
+  kill -- "-$cross_build" 2>/dev/null || true
+  if $es_started; then scripts/es-test-server.sh stop; fi
+}
+trap cleanup EXIT
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The systemd units (verify, exposure budget) and the Yocto layer (lint,
@@ -14,8 +27,14 @@ scripts/check-deploy.sh
 # (noida-db, pinned); set WAYSIDE_ES_URL yourself to use a real cluster.
 if [[ -z "${WAYSIDE_ES_URL:-}" ]]; then
   eval "$(scripts/es-test-server.sh start)"
-  trap 'scripts/es-test-server.sh stop' EXIT
+  es_started=true
 fi
 # The end-to-end tests run the binaries as a user would.
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
+if ! wait "$cross_build"; then
+  tail -n 60 target/cross-ci-build.log
+  echo "the aarch64 build failed (target/cross-ci-build.log)" >&2
+  exit 1
+fi
+cross/ci.sh test
