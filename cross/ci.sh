@@ -2,16 +2,16 @@
 # CI's aarch64 check (scripts/test.sh runs it):
 #
 #   cross/ci.sh prepare   Debian's cross toolchain, qemu and the arm64 sysroot
-#   cross/ci.sh build     both binaries and wayside-vision's tests for aarch64
+#   cross/ci.sh build     the daemon and wayside-vision's tests for aarch64
 #   cross/ci.sh test      under qemu: wayside-vision's quick set (every unit
 #                         test, one detector and one face model test), then
-#                         the smoke test of both daemons (cross/test.sh smoke)
+#                         the daemon's smoke test (cross/test.sh smoke)
 #   cross/ci.sh           all three
 #
 # The build uses the ci-arm profile (Cargo.toml): tract-linalg's kernels
 # optimised, nothing else, so that a cold build fits beside the x86 suite
 # on CI's two cores. scripts/test.sh runs `build` in the background at idle
-# priority while the x86 side builds, and `test` beside the x86 tests. The
+# priority while the x86 side builds and tests, and `test` at the end. The
 # release binaries (fat LTO, sizes) stay a separate step: cross/build.sh,
 # then cross/test.sh smoke. docs/DEPLOY.md has the measured times.
 set -euo pipefail
@@ -31,25 +31,24 @@ build() {
   prepare
   local started=$SECONDS
   mkdir -p "$CARGO_TARGET_DIR"
-  # One cargo invocation for the binaries and the tests: built apart, the
+  # One cargo invocation for the daemon and the tests: built apart, the
   # tests' dev-dependencies give shared crates other features, and tract
   # and everything above it compiled a second time.
   (cd "$repo" && nice -n 19 "${cargo[@]}" build --locked --profile "$profile" --target "$target" \
-    -p wayside -p wayside-data -p wayside-vision --bins --tests \
-    --message-format=json-render-diagnostics) >"$artifacts"
-  say "built both binaries and wayside-vision's tests ($profile) in $((SECONDS - started)) s"
+    -p wayside -p wayside-vision --bins --tests --message-format=json-render-diagnostics) \
+    >"$artifacts"
+  say "built the daemon and wayside-vision's tests ($profile) in $((SECONDS - started)) s"
 }
 
 # "KEY PATH" lines: vision-lib (the unit tests), detect_real, faces_real,
-# wayside and wayside-data (the binaries).
+# wayside (the daemon).
 executables() {
   python3 - "$artifacts" <<'PY'
 import json, sys
 keys = {("lib", True, "wayside_vision"): "vision-lib",
         ("test", True, "detect_real"): "detect_real",
         ("test", True, "faces_real"): "faces_real",
-        ("bin", False, "wayside"): "wayside",
-        ("bin", False, "wayside-data"): "wayside-data"}
+        ("bin", False, "wayside"): "wayside"}
 for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):
@@ -65,7 +64,7 @@ run_tests() {
   local started=$SECONDS key path
   declare -A exe=()
   while read -r key path; do exe[$key]="$path"; done < <(executables)
-  for key in vision-lib detect_real faces_real wayside wayside-data; do
+  for key in vision-lib detect_real faces_real wayside; do
     [[ -x "${exe[$key]:-}" ]] || { say "no $key executable in $artifacts: run cross/ci.sh build"; return 1; }
   done
   local qemu=(qemu-aarch64-static -cpu "$qemu_cpu" -L "$qemu_prefix")
@@ -77,8 +76,8 @@ run_tests() {
     "${qemu[@]}" "${exe[faces_real]}" --exact one_face_in_the_obama_portrait
   )
   say "wayside-vision (quick) under qemu: $((SECONDS - started)) s"
-  WAYSIDE_CROSS_DAEMON="${exe[wayside]}" WAYSIDE_CROSS_DATA="${exe[wayside-data]}" \
-    "$repo/cross/test.sh" smoke
+  # The data API's aarch64 build is cross/build.sh's: CI smokes the daemon.
+  WAYSIDE_CROSS_DAEMON="${exe[wayside]}" WAYSIDE_CROSS_DATA="" "$repo/cross/test.sh" smoke
 }
 
 case "${1:-all}" in

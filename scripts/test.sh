@@ -7,16 +7,14 @@ export CARGO_INCREMENTAL=0
 scripts/setup.sh
 # The aarch64 check (cross/ci.sh): its toolchain and sysroot now (apt), its
 # cold build in the background at idle priority, where it takes the cores
-# the x86 side leaves idle; its tests under qemu beside the x86 tests.
+# the x86 side leaves idle; its tests under qemu at the end.
 cross/ci.sh prepare
 mkdir -p target
 setsid cross/ci.sh build >target/cross-ci-build.log 2>&1 &
 cross_build=$!
-cross_test=
 es_started=false
 cleanup() {
   kill -- "-$cross_build" 2>/dev/null || true
-  [[ -z "$cross_test" ]] || kill -- "-$cross_test" 2>/dev/null || true
   if $es_started; then scripts/es-test-server.sh stop; fi
 }
 trap cleanup EXIT
@@ -33,21 +31,10 @@ if [[ -z "${WAYSIDE_ES_URL:-}" ]]; then
 fi
 # The end-to-end tests run the binaries as a user would.
 cargo build --workspace --bins
-# The aarch64 build has usually finished by now. Its tests compare the
-# daemon's detections with this x86 build's, so they start here, and run
-# beside the x86 tests.
+cargo test --workspace --no-fail-fast
 if ! wait "$cross_build"; then
   tail -n 60 target/cross-ci-build.log
   echo "the aarch64 build failed (target/cross-ci-build.log)" >&2
   exit 1
 fi
-setsid cross/ci.sh test >target/cross-ci-test.log 2>&1 &
-cross_test=$!
-cargo test --workspace --no-fail-fast
-cross_status=0
-wait "$cross_test" || cross_status=$?
-cat target/cross-ci-test.log
-if ((cross_status != 0)); then
-  echo "the aarch64 tests failed (target/cross-ci-test.log)" >&2
-  exit 1
-fi
+cross/ci.sh test
