@@ -28,7 +28,7 @@ pub struct PlateDetectorConfig {
     /// 0.17; 0.5 found one more plate of 60, 0.3 two, one of them read as a
     /// wrong plate (docs/PLATES.md). The text-line detector's is
     /// PaddleOCR's 0.5: its score is the mean of its map inside the line,
-    /// and the real test plates score 0.7–0.97. A plate missed in one frame
+    /// and the real test plates score 0.58–0.97. A plate missed in one frame
     /// is seen in the next.
     pub min_score: Option<f32>,
     /// Plates overlapping more than this are duplicates (agentclpr: 0.4).
