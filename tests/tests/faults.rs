@@ -606,6 +606,7 @@ async fn broker_outage(outage: Duration, bound: u64) {
     // between its delivery and its PUBACK is sent again, at least once by
     // design (its `ts` tells the copy), and that is not this test's fault.
     tokio::time::sleep(Duration::from_millis(400)).await;
+    let stop_ms = unix_ms();
     broker.stop();
     let before = windows.len();
     tokio::time::sleep(outage).await;
@@ -617,6 +618,24 @@ async fn broker_outage(outage: Duration, bound: u64) {
         fresh(w) >= 3
     });
     assert!(fresh(&windows) >= 3, "windows do not flow again");
+    // When the box lags, a window can still be in flight at the stop after
+    // all: published before it, its PUBACK cut off, it is sent again after
+    // the restart while the persistent broker delivers the copy it stored.
+    // At least once is QoS 1's promise, so one repeat of a window published
+    // before the stop is allowed, and left out of what follows.
+    let mut seen = BTreeSet::new();
+    let mut repeated = Vec::new();
+    windows.retain(|w| {
+        let first = seen.insert(w.ts);
+        if !first {
+            repeated.push(w.ts);
+        }
+        first
+    });
+    assert!(
+        repeated.len() <= 1 && repeated.iter().all(|&ts| ts + 1000 <= stop_ms),
+        "received twice: {repeated:?} (broker stopped at {stop_ms})"
+    );
     let recovered = windows[before..]
         .first()
         .map(|w| w.at - back)
@@ -644,13 +663,19 @@ async fn broker_outage(outage: Duration, bound: u64) {
         dropped,
         "published but not received: {lost:?}"
     );
-    // The oldest of the outage went; what was kept is newer than all of them.
-    let kept: Vec<u64> = windows[before..]
+    // The last window closed (1 s windows) before the stop: the outage's
+    // windows are the ones after it. The oldest of them went; what was kept
+    // is newer than all of them.
+    let down_ts = *received
         .iter()
-        .map(|w| w.ts)
-        .filter(|&ts| ts < back_ms)
+        .filter(|&&ts| ts + 1000 <= stop_ms)
+        .max()
+        .expect("windows before the stop");
+    let kept: Vec<u64> = received
+        .iter()
+        .copied()
+        .filter(|&ts| ts > down_ts && ts < back_ms)
         .collect();
-    let down_ts = received[before - 1];
     assert!(
         lost.iter()
             .all(|&t| t > down_ts && kept.iter().all(|&k| t < k)),
