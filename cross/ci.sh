@@ -72,10 +72,13 @@ run_tests() {
   # inference): it runs beside the vision tests, whose harness takes the
   # other. The data API's aarch64 build is cross/build.sh's: CI smokes the
   # daemon only.
-  local smoke_log="$CARGO_TARGET_DIR/cross-ci-smoke.log" smoke status=0
+  local smoke_log="$CARGO_TARGET_DIR/cross-ci-smoke.log" status=0
   WAYSIDE_CROSS_DAEMON="${exe[wayside]}" WAYSIDE_CROSS_DATA="" "$repo/cross/test.sh" smoke \
     >"$smoke_log" 2>&1 &
   smoke=$!
+  # Stopped midway, this script stops the smoke test, whose own trap stops
+  # its daemon under qemu.
+  trap 'kill "$smoke" 2>/dev/null || true' EXIT
   # From the crate's directory, as cargo runs tests. Chained with &&:
   # `set -e` does not apply inside the left side of `||`. The counting and
   # tracking properties run 32 random cases each here, not proptest's 256:
@@ -89,6 +92,7 @@ run_tests() {
   ) || status=$?
   say "wayside-vision (quick) under qemu: $((SECONDS - started)) s"
   wait "$smoke" || status=$?
+  trap - EXIT
   cat "$smoke_log" >&2
   say "the aarch64 tests under qemu: $((SECONDS - started)) s"
   return "$status"
