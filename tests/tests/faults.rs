@@ -621,8 +621,8 @@ async fn broker_outage(outage: Duration, bound: u64) {
     // When the box lags, a window can still be in flight at the stop after
     // all: published before it, its PUBACK cut off, it is sent again after
     // the restart, and the subscriber can get it twice (seen once in a
-    // fresh-clone run). At least once is QoS 1's promise, so one repeat of
-    // a window published before the stop is allowed, and left out of what
+    // full test run). At least once is QoS 1's promise, so one repeat of a
+    // window published before the stop is allowed, and left out of what
     // follows.
     let mut seen = BTreeSet::new();
     let mut repeated = Vec::new();
