@@ -572,6 +572,9 @@ async fn clock_jumps_leave_the_window_cadence_alone() {
     );
 }
 
+/// The camera's window in the outage tests.
+const OUTAGE_WINDOW_MS: u64 = 1000;
+
 /// The broker stopped for `outage` while a camera publishes 1 s windows
 /// into a queue of `bound`: the windows the camera published that did not
 /// arrive are exactly as many as `/metrics` counts dropped, and are the
@@ -590,7 +593,7 @@ async fn broker_outage(outage: Duration, bound: u64) {
         &format!(
             "[mqtt]\nurl = \"{}\"\ndevice = \"outage-box\"\nkeepalive_s = 5\nmax_buffered = {bound}\n\
              reconnect_min_ms = 200\nreconnect_max_ms = 2000\n\
-             [[camera]]\nname = \"lab\"\nsource = \"file:{}\"\nwindow_ms = 1000\n",
+             [[camera]]\nname = \"lab\"\nsource = \"file:{}\"\nwindow_ms = {OUTAGE_WINDOW_MS}\n",
             broker.url(),
             clip.display()
         ),
@@ -607,6 +610,7 @@ async fn broker_outage(outage: Duration, bound: u64) {
     // design (its `ts` tells the copy), and that is not this test's fault.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let stop_ms = unix_ms();
+    let closed_before_stop = |ts: u64| ts + OUTAGE_WINDOW_MS <= stop_ms;
     broker.stop();
     let before = windows.len();
     tokio::time::sleep(outage).await;
@@ -634,7 +638,7 @@ async fn broker_outage(outage: Duration, bound: u64) {
         first
     });
     assert!(
-        repeated.len() <= 1 && repeated.iter().all(|&ts| ts + 1000 <= stop_ms),
+        repeated.len() <= 1 && repeated.iter().all(|&ts| closed_before_stop(ts)),
         "received twice: {repeated:?} (broker stopped at {stop_ms})"
     );
     let recovered = windows[before..]
@@ -664,12 +668,12 @@ async fn broker_outage(outage: Duration, bound: u64) {
         dropped,
         "published but not received: {lost:?}"
     );
-    // The last window closed (1 s windows) before the stop: the outage's
-    // windows are the ones after it. The oldest of them went; what was kept
-    // is newer than all of them.
+    // The last window closed before the stop: the outage's windows are the
+    // ones after it. The oldest of them went; what was kept is newer than
+    // all of them.
     let down_ts = *received
         .iter()
-        .filter(|&&ts| ts + 1000 <= stop_ms)
+        .filter(|&&ts| closed_before_stop(ts))
         .max()
         .expect("windows before the stop");
     let kept: Vec<u64> = received
@@ -696,7 +700,7 @@ async fn broker_outage(outage: Duration, bound: u64) {
         dropped > 0 && dropped + bound + 1 >= during,
         "{dropped} dropped of {during} published in the outage"
     );
-    let grid = (last - received[0]) / 1000 + 1;
+    let grid = (last - received[0]) / OUTAGE_WINDOW_MS + 1;
     eprintln!(
         "outage {outage:?}: {} windows published ({during} in the outage), {dropped} dropped and \
          counted (= published but not received), {} kept (bound {bound}), first kept window {recovered:?} after the \
