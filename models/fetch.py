@@ -200,6 +200,15 @@ def strip_shapes(data):
     return onnx_bytes(m)
 
 
+def drop_value_info(data):
+    """Drop value_info: it pins every inner shape to the exporter's input size,
+    which tract then holds a model to; the outputs keep theirs (OpenCV needs them)."""
+    import onnx
+    m = onnx.load_from_string(data)
+    del m.graph.value_info[:]
+    return onnx_bytes(m)
+
+
 def pad_embedding(data, dim=512):
     """SFace: rename input to `input`, zero-pad the 128-d `fc1` to a [1, dim] `output`."""
     import onnx
@@ -362,6 +371,8 @@ def ensure_model(model, arts, models, cache_dir, opts):
                 data = src
             elif conv == "strip-shapes":
                 data = strip_shapes(src)
+            elif conv == "drop-value-info":
+                data = drop_value_info(src)
             elif conv == "pad-embedding-512":
                 data = pad_embedding(src)
             else:

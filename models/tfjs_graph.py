@@ -72,7 +72,7 @@ class Translator:
         self.nodes = []
         self.inits = {}
         self.inputs = []
-        self.resizes = []  # (node, input name, [h, w]) resolved after shape inference
+        self.resizes = []  # (node, [h, w]) resolved to scales after shape inference
         self.n = 0
 
     def init(self, name, arr):
@@ -174,7 +174,7 @@ class Translator:
                 mode = "asymmetric"
             size = [int(v) for v in c[ins[1]]]
             node = self.nhwc_op(name, ins[0], lambda x, y: helper.make_node(
-                "Resize", [x, "", "", name + "/sizes"], [y], mode="linear", coordinate_transformation_mode=mode))
+                "Resize", [x, "", name + "/scales"], [y], mode="linear", coordinate_transformation_mode=mode))
             self.resizes.append((node, size))
         elif op == "ConcatV2":
             emit(helper.make_node("Concat", ins[:-1], [name], axis=int(c[ins[-1]])))
@@ -192,24 +192,31 @@ class Translator:
         outputs = [helper.make_tensor_value_info(_ref(k), TensorProto.FLOAT, [int(d["size"]) for d in v["tensorShape"]["dim"]])
                    for k, v in sorted(sig.items())]
 
-        def make(nodes, outs, with_resize_sizes):
-            inits = dict(self.inits)
-            if not with_resize_sizes:
-                inits = {k: v for k, v in inits.items() if not k.endswith("/sizes")}
+        def make(nodes, outs):
             g = helper.make_graph(nodes, "main", self.inputs, outs,
-                                  [numpy_helper.from_array(v, k) for k, v in sorted(inits.items())])
+                                  [numpy_helper.from_array(v, k) for k, v in sorted(self.inits.items())])
             return helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
 
-        # Resize needs full NCHW `sizes`: learn N and C of each input by shape inference
-        # on the graph up to that node.
+        # TF.js gives each resize its output size. As scales (output / input,
+        # learnt by shape inference on the graph up to that node) the network
+        # stays fully convolutional: it runs at any input whose sides are
+        # multiples of its largest stride, which the daemon uses to feed a
+        # letterbox no bigger than the frame needs (`trim_padding`).
         for node, size in self.resizes:
             upto = self.nodes[:self.nodes.index(node)]
-            probe = make(upto, [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, None)], True)
+            probe = make(upto, [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, None)])
             inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
             vi = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}[node.input[0]]
             dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-            self.init(node.input[3], np.array(dims[:2] + size, np.int64))
-        return make(self.nodes, outputs, True)
+            self.init(node.input[2], np.array([1, 1] + [s / d for s, d in zip(size, dims[2:])], np.float32))
+        m = make(self.nodes, outputs)
+        # Say so in the signature: free height and width (NCHW) in, free cell
+        # counts out.
+        for d, free in zip(m.graph.input[0].type.tensor_type.shape.dim[2:], ("height", "width")):
+            d.dim_param = free
+        for o in m.graph.output:
+            o.type.tensor_type.shape.dim[1].Clear()
+        return m
 
 
 # ----------------------------------------------------------------- clean-up

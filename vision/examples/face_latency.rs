@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Embedder::load(&emb_path, emb_in, emb_out)?,
             QualityConfig::default(),
         )?;
-        let mut s = engine.session()?;
+        let mut s = engine.session();
         for photo in ["obama.jpg", "zidane.jpg"] {
             let img = image::open(dir.join("media").join(photo))?.to_rgb8();
             let frame = RgbFrame::from_image(&img)?;

@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         RectifyConfig::default(),
         GrammarConfig::default(),
     )?;
-    let mut s = engine.session()?;
+    let mut s = engine.session();
     let font = render::font();
     let mut rng = render::Rng::new(seed);
     println!(

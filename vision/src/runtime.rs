@@ -2,8 +2,8 @@
 //! input shapes, optimise it once, and run it many times from reusable
 //! per-thread sessions.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use thiserror::Error;
 use tract_onnx::prelude::*;
@@ -78,6 +78,11 @@ impl Model {
         &self.name
     }
 
+    /// Whether a session still runs this plan.
+    fn in_use(&self) -> bool {
+        Arc::strong_count(&self.plan) > 1
+    }
+
     /// A session owns the scratch state of one inference thread.
     pub fn session(&self) -> Result<Session, RuntimeError> {
         let state = TypedSimpleState::new(&self.plan).map_err(|source| RuntimeError::Run {
@@ -88,6 +93,49 @@ impl Model {
             name: self.name.clone(),
             state,
         })
+    }
+}
+
+/// One model file run at several input shapes: a fully convolutional
+/// detector fed inputs that fit each stream's frames. tract optimises a plan
+/// for concrete shapes only, so each shape gets its own plan, made on first
+/// use. A plan no session runs is dropped when a session asks for another:
+/// a box sees few frame shapes, and its memory is short.
+pub struct Plans {
+    path: PathBuf,
+    plans: Mutex<Vec<(Vec<usize>, Model)>>,
+}
+
+impl std::fmt::Debug for Plans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plans").field("path", &self.path).finish()
+    }
+}
+
+impl Plans {
+    /// Load `path` at its full input `shape` now, so that a model that does
+    /// not load fails at start, not on the first frame.
+    pub fn load(path: &Path, shape: Vec<usize>) -> Result<Self, RuntimeError> {
+        let model = Model::load(path, std::slice::from_ref(&shape))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            plans: Mutex::new(vec![(shape, model)]),
+        })
+    }
+
+    /// A session of the plan for `shape`, made if there is none.
+    pub fn session(&self, shape: &[usize]) -> Result<Session, RuntimeError> {
+        // A panic elsewhere cannot leave the list half-changed: the lock
+        // guards whole pushes and retains.
+        let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
+        plans.retain(|(s, m)| s == shape || m.in_use());
+        if let Some((_, model)) = plans.iter().find(|(s, _)| s == shape) {
+            return model.session();
+        }
+        let model = Model::load(&self.path, &[shape.to_vec()])?;
+        let session = model.session()?;
+        plans.push((shape.to_vec(), model));
+        Ok(session)
     }
 }
 

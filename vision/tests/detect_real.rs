@@ -4,27 +4,38 @@
 mod common;
 
 use wayside_vision::classes::ResolvedClassMap;
-use wayside_vision::detect::{Detection, Detector, DetectorConfig};
+use wayside_vision::detect::letterbox::Preprocess;
+use wayside_vision::detect::{Detection, Detector, DetectorConfig, DetectorSession};
 use wayside_vision::{BBox, Kind, RgbFrame};
 
 /// Scores at or above this count as "found" for these checks.
 const FOUND: f32 = 0.35;
 
-fn detect(model_id: &str, photo: &str) -> Vec<Detection> {
+fn load(model_id: &str, input: impl FnOnce(&mut Preprocess)) -> Detector {
     let entry = common::model(model_id);
-    let detector = Detector::load(
+    let mut preprocess = entry.input.clone();
+    input(&mut preprocess);
+    Detector::load(
         &entry.path(),
-        entry.input.clone(),
+        preprocess,
         entry.decode(),
         ResolvedClassMap::default(),
         DetectorConfig::default(),
     )
-    .expect("detector loads");
+    .expect("detector loads")
+}
+
+fn detect(model_id: &str, photo: &str) -> Vec<Detection> {
+    found(&mut load(model_id, |_| ()).session(), photo)
+}
+
+/// What `session` finds in `photo` at [`FOUND`] or above.
+fn found(session: &mut DetectorSession, photo: &str) -> Vec<Detection> {
     let img = image::open(common::media(photo))
         .expect("photo decodes")
         .to_rgb8();
     let frame = RgbFrame::from_image(&img).unwrap();
-    let dets = detector.session().unwrap().detect(&frame).unwrap();
+    let dets = session.detect(&frame).unwrap();
     for d in &dets {
         assert!(d.bbox.x1 >= 0.0 && d.bbox.y1 >= 0.0, "{d:?} off the frame");
         assert!(
@@ -92,4 +103,39 @@ fn two_people_close_together() {
 fn double_decker_bus_in_a_wide_frame() {
     let dets = detect("detector", "pexels_double_decker_bus.jpg");
     assert_found(&dets, "bus", BBox::new(62.0, 112.0, 475.0, 395.0), 0.85);
+}
+
+/// The manifest trims the detector's letterbox padding in blocks of 32
+/// (416x288 for a 16:9 frame, 0.69x the pixels of 416x416). What it finds
+/// must be what the full input finds, box for box, on wide, tall and
+/// nearly square photos; one session goes through all of them, so it also
+/// moves between input shapes, and back.
+#[test]
+fn trimmed_input_finds_what_the_full_input_finds() {
+    let photos = [
+        "zidane.jpg",
+        "bus.jpg",
+        "pexels_double_decker_bus.jpg",
+        "messi5.jpg",
+        "zidane.jpg",
+    ];
+    let fitted = load("detector", |p| {
+        assert!(p.trim_padding.is_some(), "the manifest trims the padding")
+    });
+    let full = load("detector", |p| p.trim_padding = None);
+    let (mut fitted, mut full) = (fitted.session(), full.session());
+    for photo in photos {
+        let (a, b) = (found(&mut fitted, photo), found(&mut full, photo));
+        for (these, those, name) in [(&a, &b, "fitted"), (&b, &a, "full")] {
+            for d in these.iter().filter(|d| d.score >= 0.45) {
+                let class = wayside_vision::classes::COCO[d.class_id];
+                let (m, iou) = best_match(those, class, d.bbox)
+                    .unwrap_or_else(|| panic!("{photo}: {name} input's {d:?} not in {those:?}"));
+                assert!(
+                    iou >= 0.9 && (m.score - d.score).abs() <= 0.03,
+                    "{photo}: {name} input's {d:?} best matched by {m:?} (IoU {iou:.2})"
+                );
+            }
+        }
+    }
 }

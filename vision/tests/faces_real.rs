@@ -48,7 +48,7 @@ fn photo(name: &str) -> image::RgbImage {
 fn faces(engine: &FaceEngine, name: &str) -> Vec<Face> {
     let img = photo(name);
     let frame = RgbFrame::from_image(&img).unwrap();
-    engine.session().unwrap().faces(&frame).unwrap()
+    engine.session().faces(&frame).unwrap()
 }
 
 fn assert_box(got: BBox, truth: BBox, min_iou: f32) {
@@ -284,12 +284,7 @@ fn rust_pipeline_embeds_like_the_python_reference() {
             wayside_vision::face::Embedding::from_raw(reference.as_slice().unwrap()).unwrap();
         let img = photo("obama.jpg");
         let frame = RgbFrame::from_image(&img).unwrap();
-        let face = engine(id)
-            .session()
-            .unwrap()
-            .largest_face(&frame)
-            .unwrap()
-            .unwrap();
+        let face = engine(id).session().largest_face(&frame).unwrap().unwrap();
         let c = face.embedding.cosine(&reference);
         println!("{id}: cosine(Rust pipeline, Python reference) = {c:.4}");
         assert!(c > 0.95, "{id}: {c}");
@@ -301,7 +296,7 @@ fn rust_pipeline_embeds_like_the_python_reference() {
 fn the_gate_refuses_a_blurred_face() {
     let e = engine("face-embedder");
     let img = photo("obama.jpg");
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let sharp = s
         .largest_face(&RgbFrame::from_image(&img).unwrap())
         .unwrap()
@@ -326,7 +321,7 @@ fn the_gate_refuses_a_blurred_face() {
 #[test]
 fn one_kept_face_per_tracked_person() {
     let e = engine("face-embedder");
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let img = photo("zidane.jpg");
     let mut tracker = Tracker::new(TrackerConfig::default()).unwrap();
     let mut keeper = BestPerTrack::new(&KeeperConfig::default());

@@ -196,7 +196,7 @@ fn recognizer_decoding_matches_paddleocr() {
 #[test]
 fn each_plate_is_read_afresh() {
     let e = engine();
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let font = render::font();
     let flat = |text: &str| {
         let plate = render::draw_plate(&font, text, Style::Blue);
@@ -252,7 +252,7 @@ fn uk_plate() -> UkPlate {
 #[test]
 fn the_uk_plate_on_the_bus_is_too_small_to_read() {
     let e = engine();
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let truth = uk_plate();
     let img = photo("pexels_double_decker_bus.jpg");
     let frame = RgbFrame::from_image(&img).unwrap();
@@ -350,7 +350,7 @@ fn read_real_photos(detector: &str, chinese: bool) -> RealReads {
     // Vietnamese plates hold 7–9 characters, Indian ones 10.
     grammar.generic.max_len = 10;
     let e = engine_with(detector, grammar);
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let (mut exact, mut wrong, mut missed) = (0, 0, 0);
     for p in &truth.photo {
         let img = photo(&p.file);
@@ -472,7 +472,7 @@ fn corner_error(sample: &Sample, read: &PlateRead) -> f32 {
 #[test]
 fn synthetic_plates_read_exactly() {
     let e = engine();
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let region = RegionConfig::default();
     let set = synthetic_set();
     let mut rows = Vec::new();
@@ -557,7 +557,7 @@ fn tracked_vehicles_vote_their_plates() {
     const VEHICLES: usize = 24;
     const FRAMES: usize = 5;
     let e = engine();
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let font = render::font();
     let photos: Vec<image::RgbImage> = SCENES.iter().map(|sc| photo(sc.photo)).collect();
     let mut rng = Rng::new(SEED + 1);
@@ -627,7 +627,7 @@ fn tracked_vehicles_vote_their_plates() {
 #[test]
 fn plates_are_read_in_small_non_square_crops() {
     let e = engine();
-    let mut s = e.session().unwrap();
+    let mut s = e.session();
     let font = render::font();
     let img = photo(SCENES[0].photo);
     let mut rng = Rng::new(3);

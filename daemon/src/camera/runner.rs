@@ -163,7 +163,7 @@ impl Camera {
     fn analysis<'e>(&self, engine: &'e Engine, clock: &WindowClock) -> Result<Analysis<'e>> {
         let started = UNIX_EPOCH + Duration::from_millis(clock.origin_ms);
         Ok(Analysis {
-            detector: engine.detector.session()?,
+            detector: engine.detector.session(),
             analyser: Analyser::new(engine, true)?,
             counter: None,
             sightings: self

@@ -45,7 +45,7 @@ pub fn run(config: &Config, args: DetectArgs) -> Result<()> {
         .with_context(|| format!("reading image {}", args.image.display()))?
         .to_rgb8();
     let frame = RgbFrame::from_image(&img)?;
-    let mut session = detector.session()?;
+    let mut session = detector.session();
     let started = Instant::now();
     let detections = session.detect(&frame)?;
     let inference_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -57,7 +57,7 @@ pub async fn face_detect(
             .as_ref()
             .ok_or_else(|| AppError::internal("finding the face", "face models not loaded"))?
             .session()
-            .and_then(|mut s| s.largest_face(&frame))
+            .largest_face(&frame)
             .map_err(|e| AppError::internal("finding the face", e))?
             .ok_or_else(|| AppError::bad_request("no face found"))
     })

@@ -49,7 +49,7 @@ impl<P: Send> DetectAhead<P> {
         let (work, queue) = sync_channel::<Work<P>>(workers);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..workers {
-            let mut session = detector.session()?;
+            let mut session = detector.session();
             let queue = Arc::clone(&queue);
             scope.spawn(move || {
                 loop {

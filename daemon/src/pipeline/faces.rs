@@ -47,7 +47,7 @@ impl<'a> FaceStage<'a> {
         jpeg_quality: u8,
     ) -> Result<Self, PipelineError> {
         Ok(Self {
-            session: engine.session()?,
+            session: engine.session(),
             tracker: Tracker::new(config.tracker.clone())?,
             keeper: BestPerTrack::new(&config.keeper),
             config,

@@ -66,7 +66,7 @@ impl<'a> PlateStage<'a> {
         jpeg_quality: u8,
     ) -> Result<Self, PipelineError> {
         Ok(Self {
-            session: engine.session()?,
+            session: engine.session(),
             engine,
             vehicles: HashMap::new(),
             config,

@@ -1,5 +1,7 @@
-//! Fit a frame into a model's fixed input without distorting it: scale to fit,
+//! Fit a frame into a model's input without distorting it: scale to fit,
 //! pad the rest, normalise into an f32 tensor, and map boxes back afterwards.
+
+use std::num::NonZeroU32;
 
 use fast_image_resize::images::{TypedImage, TypedImageRef};
 use fast_image_resize::pixels::U8x3;
@@ -13,6 +15,14 @@ use crate::{BBox, RgbFrame};
 pub enum PreprocessError {
     #[error("resize failed: {0}")]
     Resize(String),
+    #[error(
+        "[model.input] trim_padding = {multiple} must divide width {width} and height {height}"
+    )]
+    TrimPadding {
+        multiple: u32,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Memory order of the model input tensor.
@@ -65,6 +75,17 @@ pub struct Preprocess {
     /// Centre the image in the padding (YOLOX, NanoDet pad bottom/right).
     #[serde(default)]
     pub center: bool,
+    /// Cut the padding down in whole blocks of this many pixels, so a frame
+    /// of another shape than the input's runs on a smaller input (16:9 in
+    /// 416×416: 416×288, 0.69× the pixels). Every pixel keeps its place
+    /// on the model's stride grid, so the detections are the full input's
+    /// to rounding; padding only up to the next multiple (YOLOv5's
+    /// "rectangular" inference) moves the frame on the grid, and NanoDet
+    /// then loses people it finds in the full input (`bus.jpg`). Only for
+    /// a fully convolutional model that takes any input whose sides are
+    /// multiples of this (its largest stride), as `width` and `height` are.
+    #[serde(default)]
+    pub trim_padding: Option<NonZeroU32>,
 }
 
 fn unit_std() -> [f32; 3] {
@@ -76,18 +97,79 @@ fn default_pad() -> f32 {
 }
 
 impl Preprocess {
+    /// The tensor shape of the full `width` × `height` input.
     pub fn input_shape(&self) -> Vec<usize> {
-        let (w, h) = (self.width as usize, self.height as usize);
+        self.shape(self.width, self.height)
+    }
+
+    /// The tensor shape of a `width` × `height` input in this layout.
+    pub fn shape(&self, width: u32, height: u32) -> Vec<usize> {
+        let (w, h) = (width as usize, height as usize);
         match self.layout {
             Layout::Nchw => vec![1, 3, h, w],
             Layout::Nhwc => vec![1, h, w, 3],
         }
     }
+
+    /// A model that trims its padding must be able to: its full input's
+    /// sides are whole blocks.
+    pub fn validate(&self) -> Result<(), PreprocessError> {
+        match self.trim_padding {
+            Some(m) if self.width % m != 0 || self.height % m != 0 => {
+                Err(PreprocessError::TrimPadding {
+                    multiple: m.get(),
+                    width: self.width,
+                    height: self.height,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where a `sw` × `sh` frame goes: scaled to fit the full input, padded
+    /// (centred or not), then the padding trimmed ([`Self::trim_padding`]).
+    fn fit(&self, sw: u32, sh: u32) -> Fit {
+        let (w, h) = (self.width, self.height);
+        let scale = (w as f32 / sw as f32).min(h as f32 / sh as f32);
+        let nw = ((sw as f32 * scale).round() as u32).clamp(1, w);
+        let nh = ((sh as f32 * scale).round() as u32).clamp(1, h);
+        let (left, top) = if self.center {
+            ((w - nw) / 2, (h - nh) / 2)
+        } else {
+            (0, 0)
+        };
+        let (right, bottom) = (w - nw - left, h - nh - top);
+        let trim = |pad: u32| self.trim_padding.map_or(pad, |m| pad % m);
+        Fit {
+            scale,
+            width: nw,
+            height: nh,
+            left: trim(left),
+            top: trim(top),
+            input_width: trim(left) + nw + trim(right),
+            input_height: trim(top) + nh + trim(bottom),
+        }
+    }
+}
+
+/// A frame's place in the input: scaled to `width` × `height` at
+/// (`left`, `top`) of an `input_width` × `input_height` input.
+struct Fit {
+    scale: f32,
+    width: u32,
+    height: u32,
+    left: u32,
+    top: u32,
+    input_width: u32,
+    input_height: u32,
 }
 
 /// The transform one frame went through: source = (input - pad) / scale.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
+    /// The model input the frame was fitted into, in pixels.
+    pub input_width: u32,
+    pub input_height: u32,
     pub scale: f32,
     pub pad_x: f32,
     pub pad_y: f32,
@@ -144,14 +226,15 @@ impl Letterboxer {
     ) -> Result<Letterbox, PreprocessError> {
         let s = &self.spec;
         let (sw, sh) = (frame.width(), frame.height());
-        let scale = (s.width as f32 / sw as f32).min(s.height as f32 / sh as f32);
-        let nw = ((sw as f32 * scale).round() as u32).clamp(1, s.width);
-        let nh = ((sh as f32 * scale).round() as u32).clamp(1, s.height);
-        let (pad_x, pad_y) = if s.center {
-            ((s.width - nw) / 2, (s.height - nh) / 2)
-        } else {
-            (0, 0)
-        };
+        let Fit {
+            scale,
+            width: nw,
+            height: nh,
+            left: pad_x,
+            top: pad_y,
+            input_width: iw,
+            input_height: ih,
+        } = s.fit(sw, sh);
 
         let packed = frame.packed();
         // Typed views, not `Image`/`ImageRef`: `Resizer::resize` dispatches on
@@ -168,7 +251,7 @@ impl Letterboxer {
             .resize_typed(&src, &mut dst, &opts)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
 
-        let (w, h) = (s.width as usize, s.height as usize);
+        let (w, h) = (iw as usize, ih as usize);
         let plane = w * h;
         out.clear();
         out.resize(3 * plane, 0.0);
@@ -195,6 +278,8 @@ impl Letterboxer {
             }
         }
         Ok(Letterbox {
+            input_width: iw,
+            input_height: ih,
             scale,
             pad_x: pad_x as f32,
             pad_y: pad_y as f32,
@@ -221,6 +306,7 @@ mod tests {
             std: [1.0; 3],
             pad: 114.0,
             center,
+            trim_padding: None,
         }
     }
 
@@ -259,6 +345,48 @@ mod tests {
         assert_eq!(out[0], 114.0);
         let b = t.to_source(BBox::new(16.0, 0.0, 48.0, 64.0));
         assert!((b.x1).abs() < 1e-4 && (b.x2 - 30.0).abs() < 1e-4 && (b.y2 - 60.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn trimmed_padding_shrinks_the_input_and_keeps_the_grid() {
+        // 128x60 -> scale 0.5, content 64x30, 17 rows of padding above and
+        // below; trimmed in blocks of 16: one row each, a 64x32 input.
+        let img = image::RgbImage::from_pixel(128, 60, image::Rgb([7, 8, 9]));
+        let frame = RgbFrame::from_image(&img).unwrap();
+        let mut s = spec(true);
+        s.trim_padding = NonZeroU32::new(16);
+        let mut lb = Letterboxer::new(s.clone());
+        let mut out = Vec::new();
+        let t = lb.run(&frame, &mut out).unwrap();
+        assert_eq!((t.input_width, t.input_height), (64, 32));
+        assert_eq!(s.shape(t.input_width, t.input_height), [1, 3, 32, 64]);
+        assert_eq!(out.len(), 3 * 64 * 32);
+        assert_eq!((t.pad_x, t.pad_y), (0.0, 1.0));
+        assert_eq!(out[0], 114.0); // the padding row
+        assert_eq!(out[64 + 5], 7.0); // the first row of the frame
+        assert_eq!(out[31 * 64 + 5], 114.0); // the last row is padding again
+        let b = t.to_source(BBox::new(0.0, 1.0, 64.0, 31.0));
+        assert_eq!(b, BBox::new(0.0, 0.0, 128.0, 60.0));
+
+        // A frame of the input's own shape has no padding to trim.
+        let img = image::RgbImage::from_pixel(64, 64, image::Rgb([7, 8, 9]));
+        let t = lb
+            .run(&RgbFrame::from_image(&img).unwrap(), &mut out)
+            .unwrap();
+        assert_eq!((t.input_width, t.input_height), (64, 64));
+
+        // Not centred: 34 rows below, trimmed in blocks of 32 to 2.
+        s.center = false;
+        s.trim_padding = NonZeroU32::new(32);
+        assert!(s.validate().is_ok());
+        let t = Letterboxer::new(s.clone()).run(&frame, &mut out).unwrap();
+        assert_eq!((t.pad_y, t.input_height), (0.0, 32));
+
+        s.trim_padding = NonZeroU32::new(48);
+        assert!(matches!(
+            s.validate(),
+            Err(PreprocessError::TrimPadding { multiple: 48, .. })
+        ));
     }
 
     #[test]

@@ -10,37 +10,43 @@ use super::DetectError;
 use super::decode::Output;
 use super::letterbox::{Letterbox, Letterboxer, Preprocess};
 use crate::RgbFrame;
-use crate::runtime::{self, Model, Session, Tensor};
+use crate::runtime::{self, Plans, Session, Tensor};
 
 /// The model and its `[model.input]`; shared read-only.
 #[derive(Debug, Clone)]
 pub struct LetterboxedModel {
-    model: Model,
+    plans: Arc<Plans>,
     preprocess: Preprocess,
 }
 
 impl LetterboxedModel {
     pub fn load(path: &Path, preprocess: Preprocess) -> Result<Self, DetectError> {
-        let model = Model::load(path, &[preprocess.input_shape()])?;
-        Ok(Self { model, preprocess })
+        preprocess.validate()?;
+        let plans = Arc::new(Plans::load(path, preprocess.input_shape())?);
+        Ok(Self { plans, preprocess })
     }
 
     pub fn preprocess(&self) -> &Preprocess {
         &self.preprocess
     }
 
-    pub fn session(&self) -> Result<LetterboxedSession, DetectError> {
-        Ok(LetterboxedSession {
-            session: self.model.session()?,
+    /// Per-thread state; tract's run state is made on the first frame, for
+    /// the input shape that frame fits.
+    pub fn session(&self) -> LetterboxedSession {
+        LetterboxedSession {
+            plans: Arc::clone(&self.plans),
+            session: None,
             letterbox: Letterboxer::new(self.preprocess.clone()),
             input: Vec::new(),
-        })
+        }
     }
 }
 
-/// Per-thread state: tract's run state and the letterbox buffers.
+/// Per-thread state: tract's run state for the current input shape and the
+/// letterbox buffers.
 pub struct LetterboxedSession {
-    session: Session,
+    plans: Arc<Plans>,
+    session: Option<(Vec<usize>, Session)>,
     letterbox: Letterboxer,
     input: Vec<f32>,
 }
@@ -60,10 +66,22 @@ impl Ran {
 impl LetterboxedSession {
     pub fn run(&mut self, frame: &RgbFrame) -> Result<Ran, DetectError> {
         let transform = self.letterbox.run(frame, &mut self.input)?;
-        let shape = self.letterbox.spec().input_shape();
+        let shape = self
+            .letterbox
+            .spec()
+            .shape(transform.input_width, transform.input_height);
+        let session = match &mut self.session {
+            Some((s, session)) if *s == shape => session,
+            slot => {
+                // Let go of the old shape's plan first, so it can be dropped.
+                *slot = None;
+                let session = self.plans.session(&shape)?;
+                &mut slot.insert((shape.clone(), session)).1
+            }
+        };
         let tensor = runtime::tensor(&shape, std::mem::take(&mut self.input))
             .map_err(|e| DetectError::Tensor(e.to_string()))?;
-        let outputs = self.session.run(vec![tensor])?;
+        let outputs = session.run(vec![tensor])?;
         Ok(Ran { transform, outputs })
     }
 }

@@ -95,11 +95,11 @@ impl Detector {
         })
     }
 
-    pub fn session(&self) -> Result<DetectorSession<'_>, DetectError> {
-        Ok(DetectorSession {
+    pub fn session(&self) -> DetectorSession<'_> {
+        DetectorSession {
             detector: self,
-            session: self.model.session()?,
-        })
+            session: self.model.session(),
+        }
     }
 }
 
@@ -114,11 +114,10 @@ impl DetectorSession<'_> {
     pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<Detection>, DetectError> {
         let d = self.detector;
         let ran = self.session.run(frame)?;
-        let input = d.model.preprocess();
         let candidates = d.decode.decode(
             &ran.views()?,
-            input.width,
-            input.height,
+            ran.transform.input_width,
+            ran.transform.input_height,
             d.config.min_score,
             |c| d.classes.kind(c).is_some(),
         )?;

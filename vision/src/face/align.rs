@@ -257,6 +257,7 @@ mod tests {
             std: [128.0; 3],
             pad: 0.0,
             center: false,
+            trim_padding: None,
         };
         assert!(Aligner::new(&spec).is_ok());
         spec.template = Some(TEMPLATE[..4].to_vec());

@@ -67,11 +67,11 @@ impl FaceDetector {
         })
     }
 
-    pub fn session(&self) -> Result<FaceDetectorSession<'_>, FaceError> {
-        Ok(FaceDetectorSession {
+    pub fn session(&self) -> FaceDetectorSession<'_> {
+        FaceDetectorSession {
             detector: self,
-            session: self.model.session()?,
-        })
+            session: self.model.session(),
+        }
     }
 }
 
@@ -86,12 +86,11 @@ impl FaceDetectorSession<'_> {
     pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<FaceDetection>, FaceError> {
         let d = self.detector;
         let ran = self.session.run(frame)?;
-        let input = d.model.preprocess();
         let faces = decode_yunet(
             &d.strides,
             &ran.views()?,
-            input.width,
-            input.height,
+            ran.transform.input_width,
+            ran.transform.input_height,
             d.config.min_score,
         )?;
         let faces = faces

@@ -97,11 +97,11 @@ impl Embedder {
         self.model.preprocess()
     }
 
-    pub fn session(&self) -> Result<EmbedderSession<'_>, FaceError> {
-        Ok(EmbedderSession {
+    pub fn session(&self) -> EmbedderSession<'_> {
+        EmbedderSession {
             embedder: self,
-            session: self.model.session()?,
-        })
+            session: self.model.session(),
+        }
     }
 }
 

@@ -51,12 +51,12 @@ impl FaceEngine {
         })
     }
 
-    pub fn session(&self) -> Result<FaceSession<'_>, FaceError> {
-        Ok(FaceSession {
+    pub fn session(&self) -> FaceSession<'_> {
+        FaceSession {
             engine: self,
-            detect: self.detector.session()?,
-            embed: self.embedder.session()?,
-        })
+            detect: self.detector.session(),
+            embed: self.embedder.session(),
+        }
     }
 
     pub fn aligner(&self) -> &Aligner {

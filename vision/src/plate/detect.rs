@@ -94,6 +94,9 @@ impl PlateDetector {
         config: PlateDetectorConfig,
     ) -> Result<Self, PlateError> {
         config.validate()?;
+        if preprocess.trim_padding.is_some() {
+            return Err(PlateError::TrimPadding);
+        }
         let (head, model_min_score) = match decode {
             DecodeSpec::RetinaCorners {
                 steps,
@@ -158,11 +161,11 @@ impl PlateDetector {
         &self.config
     }
 
-    pub fn session(&self) -> Result<PlateDetectorSession<'_>, PlateError> {
-        Ok(PlateDetectorSession {
+    pub fn session(&self) -> PlateDetectorSession<'_> {
+        PlateDetectorSession {
             detector: self,
-            session: self.model.session()?,
-        })
+            session: self.model.session(),
+        }
     }
 }
 
@@ -221,6 +224,8 @@ mod tests {
     #[test]
     fn corners_go_back_through_the_letterbox_unclamped() {
         let t = Letterbox {
+            input_width: 200,
+            input_height: 120,
             scale: 2.0,
             pad_x: 0.0,
             pad_y: 10.0,

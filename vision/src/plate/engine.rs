@@ -137,12 +137,12 @@ impl PlateEngine {
         })
     }
 
-    pub fn session(&self) -> Result<PlateSession<'_>, PlateError> {
-        Ok(PlateSession {
+    pub fn session(&self) -> PlateSession<'_> {
+        PlateSession {
             engine: self,
-            detect: self.detector.session()?,
+            detect: self.detector.session(),
             recognize: self.recognizer.session(),
-        })
+        }
     }
 
     pub fn grammar(&self) -> &GrammarConfig {

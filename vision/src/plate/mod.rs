@@ -67,6 +67,10 @@ pub enum PlateError {
         "the detector's steps and sizes give {got} priors at its input size, the manifest says {expected}"
     )]
     PriorCount { expected: usize, got: usize },
+    #[error(
+        "the plate detector decodes for its full input size: its [model.input] cannot have trim_padding"
+    )]
+    TrimPadding,
     #[error("the recogniser's [model.input] needs resize = \"fit-height\"")]
     NotFitHeight,
     #[error("dictionary line {line}: {reason}")]

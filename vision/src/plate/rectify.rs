@@ -275,6 +275,7 @@ mod tests {
             std: [127.5; 3],
             pad: 127.5,
             center: false,
+            trim_padding: None,
         }
     }
 
