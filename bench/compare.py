@@ -99,7 +99,8 @@ def commands(args, clip: Path) -> dict[str, list[str]]:
     return {
         "wayside": [str(args.wayside), "process", "--json", *common, str(clip)],
         "reference": [args.python, str(REFERENCE), "--model", str(CACHE / "detector.onnx"),
-                      "--threads", str(args.threads), "--resize", args.resize, *common, str(clip)],
+                      "--threads", str(args.threads), "--resize", args.resize,
+                      "--trim-padding", str(args.trim_padding), *common, str(clip)],
     }
 
 
@@ -239,6 +240,10 @@ def main():
                         "models.threads defaults to 1)")
     p.add_argument("--resize", choices=("antialias", "cv2"), default="antialias",
                    help="the reference's letterbox resize (bench/reference/pipeline.py)")
+    p.add_argument("--trim-padding", type=int, default=0, metavar="N",
+                   help="the reference trims its letterbox padding in blocks of N, as the "
+                        "daemon's manifest says for the detector (default 0: the model's full "
+                        "416x416 input, as most code feeds a fixed-size model)")
     args = p.parse_args()
     if not args.wayside.exists():
         sys.exit(f"{args.wayside} is missing: copy target/release/wayside there")
@@ -273,7 +278,8 @@ def main():
         f"during the bench (at start {loads[0][0]:.2f} / {loads[0][1]:.2f} / {loads[0][2]:.2f}).",
         f"Interval {args.interval} ms, line `{args.line or 'none (travel rule)'}`, "
         f"{args.runs} runs each, medians; reference onnxruntime threads {args.threads}, "
-        f"resize {args.resize}; "
+        f"resize {args.resize}, letterbox "
+        f"{f'padding trimmed in blocks of {args.trim_padding}' if args.trim_padding else '416x416'}; "
         + ", ".join(f"{k} {v}" for k, v in ref_versions.items()) + ".",
         "",
         "Clips: " + "; ".join(

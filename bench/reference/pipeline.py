@@ -16,7 +16,10 @@ What is matched to the daemon, and where it comes from:
   schedule        daemon/src/pipeline/schedule.rs (sample i = the frame
                   nearest i * interval; tracking at >= min_track_fps)
   letterbox       vision/src/detect/letterbox.rs + models/manifest.toml:
-                  416x416, centred, pad 0, BGR, mean/std per channel; resized
+                  416x416, centred, pad 0, BGR, mean/std per channel (with
+                  `--trim-padding 32`, as the manifest's `trim_padding`:
+                  the padding cut down in blocks of 32, e.g. to 416x288 for
+                  a 16:9 frame); resized
                   with Pillow's bilinear filter, which like the daemon's
                   (fast_image_resize, convolution) widens with the scale
                   factor. `--resize cv2` uses cv2.INTER_LINEAR instead (what
@@ -120,22 +123,28 @@ class Schedule:
 class Detector:
     """The daemon's detector in onnxruntime: letterbox, run, decode, NMS."""
 
-    def __init__(self, path, threads, resize="antialias"):
+    def __init__(self, path, threads, resize="antialias", trim_padding=0):
         self.resize = resize
+        self.trim_padding = trim_padding
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.tensor = np.empty((1, 3, INPUT_H, INPUT_W), np.float32)
+        self.tensor = None
         self.pad_value = (PAD - MEAN) / STD
         self.bins = np.arange(REG_MAX + 1, dtype=np.float32)
         self.priors = {}
-        for s in STRIDES:
-            gw, gh = -(-INPUT_W // s), -(-INPUT_H // s)
-            ys, xs = np.divmod(np.arange(gw * gh), gw)
-            self.priors[s] = np.stack([(xs + 0.5) * s, (ys + 0.5) * s], axis=1).astype(np.float32)
+
+    def fit(self, iw, ih):
+        """The input tensor and the cell centres per stride for a iw x ih input."""
+        if self.tensor is None or self.tensor.shape[2:] != (ih, iw):
+            self.tensor = np.empty((1, 3, ih, iw), np.float32)
+            for s in STRIDES:
+                gw, gh = -(-iw // s), -(-ih // s)
+                ys, xs = np.divmod(np.arange(gw * gh), gw)
+                self.priors[s] = np.stack([(xs + 0.5) * s, (ys + 0.5) * s], axis=1).astype(np.float32)
 
     def letterbox(self, bgr):
         sh, sw = bgr.shape[:2]
@@ -143,6 +152,10 @@ class Detector:
         nw = min(max(round(sw * scale), 1), INPUT_W)
         nh = min(max(round(sh * scale), 1), INPUT_H)
         px, py = (INPUT_W - nw) // 2, (INPUT_H - nh) // 2
+        right, bottom = INPUT_W - nw - px, INPUT_H - nh - py
+        if self.trim_padding:
+            px, py, right, bottom = (p % self.trim_padding for p in (px, py, right, bottom))
+        self.fit(px + nw + right, py + nh + bottom)
         if self.resize == "cv2":
             scaled = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
         else:
@@ -336,7 +349,7 @@ def run(args):
         return out
 
     t0 = time.perf_counter()
-    detector = Detector(args.model, args.threads, args.resize)
+    detector = Detector(args.model, args.threads, args.resize, args.trim_padding)
     stage["load"] += time.perf_counter() - t0
     cap = cv2.VideoCapture(args.video, cv2.CAP_FFMPEG)
     if not cap.isOpened():
@@ -418,6 +431,9 @@ def main():
     p.add_argument("--resize", choices=("antialias", "cv2"), default="antialias",
                    help="letterbox resize: Pillow bilinear as the daemon (default) "
                         "or cv2.INTER_LINEAR")
+    p.add_argument("--trim-padding", type=int, default=0, metavar="N",
+                   help="cut the letterbox's padding down in blocks of N (the manifest's "
+                        "trim_padding); default: the full 416x416")
     args = p.parse_args()
     if args.interval <= 0:
         p.error("--interval must be positive")
