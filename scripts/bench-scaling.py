@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import re
-import resource
 import socket
 import subprocess
 import sys
@@ -44,19 +43,22 @@ def clip(height):
 
 
 def process(binary, video, interval):
-    """(wall s, CPU s, peak RSS MiB, summary) of one `wayside process`. The
-    RSS is the largest of this process's children so far: run the cases in
-    growing order."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """(wall s, CPU s, peak RSS MiB, summary) of one `wayside process`, from
+    wait4() on that child alone: RUSAGE_CHILDREN's ru_maxrss would be the
+    largest of every child so far, ffmpeg's too."""
     start = time.monotonic()
-    out = subprocess.run(
-        [str(binary), "process", str(video), "--interval", str(interval), "--json"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    )
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024, json.loads(out.stdout)
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(
+            [str(binary), "process", str(video), "--interval", str(interval), "--json"],
+            stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"wayside process {video} failed")
+        out.seek(0)
+        summary = json.load(out)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, summary
 
 
 def row(label, wall, cpu, frames, base_ms=None):
@@ -69,7 +71,6 @@ def row(label, wall, cpu, frames, base_ms=None):
 def resolution(binary):
     print("\n| clip | analysed frames | wall s | CPU s | wall ms / analysed frame | CPU ms / analysed frame | wall per frame vs 360p |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    # Made first: ffmpeg is a child too, and ru_maxrss keeps the largest.
     clips = {h: clip(h) for h in (360, 720, 1080)}
     base = None
     for h, video in clips.items():
