@@ -99,12 +99,20 @@ impl Model {
 /// One model file run at several input shapes: a fully convolutional
 /// detector fed inputs that fit each stream's frames. tract optimises a plan
 /// for concrete shapes only, so each shape gets its own plan, made on first
-/// use. A plan no session runs is dropped when a session asks for another:
-/// a box sees few frame shapes, and its memory is short.
+/// use. Plans no session runs are dropped when a session starts, except for
+/// a small model (YuNet, 0.2 MB), which keeps its most recently used ones:
+/// photos of mixed shapes would otherwise make a plan each (50 ms of a 100 ms
+/// request); a big one's (the detector's 15 MB of weights) would cost a box's memory.
 pub struct Plans {
     path: PathBuf,
+    keep_idle: usize,
+    /// Least recently used first.
     plans: Mutex<Vec<(Vec<usize>, Model)>>,
 }
+
+/// A model file this small keeps [`SMALL_MODEL_IDLE_PLANS`] idle plans.
+const SMALL_MODEL_BYTES: u64 = 1 << 20;
+const SMALL_MODEL_IDLE_PLANS: usize = 4;
 
 impl std::fmt::Debug for Plans {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,8 +125,10 @@ impl Plans {
     /// not load fails at start, not on the first frame.
     pub fn load(path: &Path, shape: Vec<usize>) -> Result<Self, RuntimeError> {
         let model = Model::load(path, std::slice::from_ref(&shape))?;
+        let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= SMALL_MODEL_BYTES);
         Ok(Self {
             path: path.to_path_buf(),
+            keep_idle: if small { SMALL_MODEL_IDLE_PLANS } else { 0 },
             plans: Mutex::new(vec![(shape, model)]),
         })
     }
@@ -126,10 +136,16 @@ impl Plans {
     /// A session of the plan for `shape`, made if there is none.
     pub fn session(&self, shape: &[usize]) -> Result<Session, RuntimeError> {
         // A panic elsewhere cannot leave the list half-changed: the lock
-        // guards whole pushes and retains.
+        // guards whole moves, pushes and retains.
         let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
-        plans.retain(|(s, m)| s == shape || m.in_use());
-        if let Some((_, model)) = plans.iter().find(|(s, _)| s == shape) {
+        if let Some(i) = plans.iter().position(|(s, _)| s == shape) {
+            let used = plans.remove(i);
+            plans.push(used);
+        }
+        drop_idle(&mut plans, self.keep_idle, |(s, m)| {
+            s != shape && !m.in_use()
+        });
+        if let Some((_, model)) = plans.last().filter(|(s, _)| s == shape) {
             return model.session();
         }
         let model = Model::load(&self.path, &[shape.to_vec()])?;
@@ -137,6 +153,21 @@ impl Plans {
         plans.push((shape.to_vec(), model));
         Ok(session)
     }
+}
+
+/// Drop the idle entries of `plans` (least recently used first) beyond the
+/// `keep` most recent.
+fn drop_idle<T>(plans: &mut Vec<T>, keep: usize, idle: impl Fn(&T) -> bool) {
+    let mut surplus = plans
+        .iter()
+        .filter(|p| idle(p))
+        .count()
+        .saturating_sub(keep);
+    plans.retain(|p| {
+        let drop = surplus > 0 && idle(p);
+        surplus -= usize::from(drop);
+        !drop
+    });
 }
 
 /// Reusable run state: tract's `plan.run()` would build a fresh one per call.
@@ -182,4 +213,25 @@ pub fn f32s(t: &Tensor) -> Result<&[f32], TractError> {
 /// An f32 tensor of `shape` that takes ownership of `data` (row-major), no copy.
 pub fn tensor(shape: &[usize], data: Vec<f32>) -> Result<Tensor, TractError> {
     Ok(tract_ndarray::ArrayD::from_shape_vec(shape, data)?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drop_idle;
+
+    #[test]
+    fn idle_plans_go_least_recently_used_first() {
+        // (shape, in use), least recently used first.
+        let plans = vec![(1, false), (2, true), (3, false), (4, false), (5, true)];
+        let idle = |p: &(i32, bool)| !p.1;
+        let mut kept = plans.clone();
+        drop_idle(&mut kept, 0, idle);
+        assert_eq!(kept, [(2, true), (5, true)]);
+        let mut kept = plans.clone();
+        drop_idle(&mut kept, 2, idle);
+        assert_eq!(kept, [(2, true), (3, false), (4, false), (5, true)]);
+        let mut kept = plans;
+        drop_idle(&mut kept, 4, idle);
+        assert_eq!(kept.len(), 5);
+    }
 }
