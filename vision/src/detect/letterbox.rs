@@ -128,7 +128,8 @@ impl Preprocess {
 
     /// Where a `sw` × `sh` frame goes: scaled to fit the full input, padded
     /// (centred or not), then the padding trimmed ([`Self::trim_padding`]).
-    fn fit(&self, sw: u32, sh: u32) -> Fit {
+    /// Returns the transform and the size the frame is scaled to.
+    fn fit(&self, sw: u32, sh: u32) -> (Letterbox, [u32; 2]) {
         let (w, h) = (self.width, self.height);
         let scale = (w as f32 / sw as f32).min(h as f32 / sh as f32);
         let nw = ((sw as f32 * scale).round() as u32).clamp(1, w);
@@ -140,28 +141,17 @@ impl Preprocess {
         };
         let (right, bottom) = (w - nw - left, h - nh - top);
         let trim = |pad: u32| self.trim_padding.map_or(pad, |m| pad % m);
-        Fit {
-            scale,
-            width: nw,
-            height: nh,
-            left: trim(left),
-            top: trim(top),
+        let transform = Letterbox {
             input_width: trim(left) + nw + trim(right),
             input_height: trim(top) + nh + trim(bottom),
-        }
+            scale,
+            pad_x: trim(left) as f32,
+            pad_y: trim(top) as f32,
+            src_width: sw,
+            src_height: sh,
+        };
+        (transform, [nw, nh])
     }
-}
-
-/// A frame's place in the input: scaled to `width` × `height` at
-/// (`left`, `top`) of an `input_width` × `input_height` input.
-struct Fit {
-    scale: f32,
-    width: u32,
-    height: u32,
-    left: u32,
-    top: u32,
-    input_width: u32,
-    input_height: u32,
 }
 
 /// The transform one frame went through: source = (input - pad) / scale.
@@ -226,15 +216,7 @@ impl Letterboxer {
     ) -> Result<Letterbox, PreprocessError> {
         let s = &self.spec;
         let (sw, sh) = (frame.width(), frame.height());
-        let Fit {
-            scale,
-            width: nw,
-            height: nh,
-            left: pad_x,
-            top: pad_y,
-            input_width: iw,
-            input_height: ih,
-        } = s.fit(sw, sh);
+        let (transform, [nw, nh]) = s.fit(sw, sh);
 
         let packed = frame.packed();
         // Typed views, not `Image`/`ImageRef`: `Resizer::resize` dispatches on
@@ -251,7 +233,10 @@ impl Letterboxer {
             .resize_typed(&src, &mut dst, &opts)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
 
-        let (w, h) = (iw as usize, ih as usize);
+        let (w, h) = (
+            transform.input_width as usize,
+            transform.input_height as usize,
+        );
         let plane = w * h;
         out.clear();
         out.resize(3 * plane, 0.0);
@@ -259,7 +244,8 @@ impl Letterboxer {
         let order = if s.bgr { [2, 1, 0] } else { [0, 1, 2] };
         let norm: [(f32, f32); 3] = std::array::from_fn(|c| (s.mean[c], 1.0 / s.std[c]));
         let pad_px: [f32; 3] = std::array::from_fn(|c| (s.pad - norm[c].0) * norm[c].1);
-        let (px, py, nw, nh) = (pad_x as usize, pad_y as usize, nw as usize, nh as usize);
+        let (px, py) = (transform.pad_x as usize, transform.pad_y as usize);
+        let (nw, nh) = (nw as usize, nh as usize);
         for y in 0..h {
             for x in 0..w {
                 let inside = x >= px && x < px + nw && y >= py && y < py + nh;
@@ -277,15 +263,7 @@ impl Letterboxer {
                 }
             }
         }
-        Ok(Letterbox {
-            input_width: iw,
-            input_height: ih,
-            scale,
-            pad_x: pad_x as f32,
-            pad_y: pad_y as f32,
-            src_width: sw,
-            src_height: sh,
-        })
+        Ok(transform)
     }
 }
 

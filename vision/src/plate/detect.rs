@@ -95,7 +95,8 @@ impl PlateDetector {
     ) -> Result<Self, PlateError> {
         config.validate()?;
         if preprocess.trim_padding.is_some() {
-            return Err(PlateError::TrimPadding);
+            // Its priors are laid out for the one input size.
+            return Err(PlateError::TrimPadding { model: "detector" });
         }
         let (head, model_min_score) = match decode {
             DecodeSpec::RetinaCorners {

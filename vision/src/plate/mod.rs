@@ -68,9 +68,9 @@ pub enum PlateError {
     )]
     PriorCount { expected: usize, got: usize },
     #[error(
-        "the plate detector decodes for its full input size: its [model.input] cannot have trim_padding"
+        "the plate {model} runs at its full input size only: its [model.input] cannot have trim_padding"
     )]
-    TrimPadding,
+    TrimPadding { model: &'static str },
     #[error("the recogniser's [model.input] needs resize = \"fit-height\"")]
     NotFitHeight,
     #[error("dictionary line {line}: {reason}")]

@@ -357,6 +357,12 @@ impl Recognizer {
             }
             .into());
         };
+        if preprocess.trim_padding.is_some() {
+            // One plan, for the full input: a trimmed plate would not fit it.
+            return Err(PlateError::TrimPadding {
+                model: "recogniser",
+            });
+        }
         let ctc = CtcDecoder::new(classes, blank, Dictionary::parse(dictionary)?)?;
         Ok(Self {
             model: Model::load(path, &[preprocess.input_shape()])?,
