@@ -237,6 +237,11 @@ pub struct VideoConfig {
     /// (tracking takes them back in order). Unset: the machine's cores
     /// divided by `models.threads`.
     pub detect_workers: Option<usize>,
+    /// Threads of one stream's software video decoder; 0 lets libav choose
+    /// (a thread per core and one more, each holding frames). One decodes
+    /// 1080p faster than a camera sends it, in less memory; a box that
+    /// takes 4K uploads at high frame rates gains from more.
+    pub decode_threads: u32,
     pub max_duration_s: u64,
     /// Longest side in pixels.
     pub max_dimension: u32,
@@ -258,6 +263,7 @@ impl Default for VideoConfig {
         Self {
             min_track_fps: 5.0,
             detect_workers: None,
+            decode_threads: 1,
             max_duration_s: 3600,
             max_dimension: 3840,
             jpeg_quality: 80,
@@ -350,6 +356,12 @@ impl Config {
             && !(1..=64).contains(&n)
         {
             bail!("video.detect_workers: must be 1..=64, got {n}");
+        }
+        if v.decode_threads > 64 {
+            bail!(
+                "video.decode_threads: must be 0..=64, got {}",
+                v.decode_threads
+            );
         }
         if v.max_duration_s == 0 {
             bail!("video.max_duration_s: must be positive");
@@ -470,6 +482,8 @@ mod tests {
         assert!(format!("{e:#}").contains("models.threads"), "{e:#}");
         let e = parse("[video]\ndetect_workers = 0").unwrap_err();
         assert!(format!("{e:#}").contains("video.detect_workers"), "{e:#}");
+        let e = parse("[video]\ndecode_threads = 65").unwrap_err();
+        assert!(format!("{e:#}").contains("video.decode_threads"), "{e:#}");
         let e = parse("[classes]\nvehicle = [\"tram\"]").unwrap_err();
         assert!(
             format!("{e:#}").contains("classes: unknown COCO class \"tram\""),

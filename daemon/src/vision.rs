@@ -117,6 +117,7 @@ pub fn load_engine(config: &Config, with_sightings: bool) -> Result<Engine> {
         count: config.count.clone(),
         min_track_fps: config.video.min_track_fps,
         detect_workers: config.video.detect_workers(config.models.threads),
+        decode_threads: config.video.decode_threads,
         max_duration_s: config.video.max_duration_s,
         max_dimension: config.video.max_dimension,
         jpeg_quality: config.video.jpeg_quality,

@@ -116,7 +116,7 @@ impl Camera {
         );
         let stall = Duration::from_millis(self.config.stall_timeout_ms);
         while !self.stopping() {
-            let end = match Decoder::open_camera(&self.source, stall) {
+            let end = match Decoder::open_camera(&self.source, stall, engine.decode_threads) {
                 Ok(mut decoder) => {
                     backoff.reset();
                     tracing::info!(camera = %self.config.name, source = %self.source, "camera: streaming");

@@ -126,7 +126,12 @@ impl CameraSource {
 impl Decoder {
     /// Open a camera and wait for its first frame. Afterwards `next_frame`
     /// fails with [`DecodeError::Stalled`] when no frame comes for `stall`.
-    pub fn open_camera(source: &CameraSource, stall: Duration) -> Result<Decoder, DecodeError> {
+    /// `threads`: see [`Decoder::open`].
+    pub fn open_camera(
+        source: &CameraSource,
+        stall: Duration,
+        threads: u32,
+    ) -> Result<Decoder, DecodeError> {
         init_gstreamer().map_err(|e| DecodeError::Gst(e.to_string()))?;
         let make = |name: &str| gst::ElementFactory::make(name).build();
         let front = match source {
@@ -188,7 +193,7 @@ impl Decoder {
                 }
             }
         };
-        let mut decoder = Decoder::assemble(front, OPEN_TIMEOUT)?;
+        let mut decoder = Decoder::assemble(front, OPEN_TIMEOUT, threads)?;
         decoder.stall_timeout = Some(stall);
         Ok(decoder)
     }
@@ -229,7 +234,7 @@ mod tests {
     #[test]
     fn test_source_gives_frames_and_a_dead_rtsp_server_is_an_error() {
         let source: CameraSource = "test:ball".parse().unwrap();
-        let mut dec = Decoder::open_camera(&source, Duration::from_secs(5)).unwrap();
+        let mut dec = Decoder::open_camera(&source, Duration::from_secs(5), 1).unwrap();
         assert_eq!((dec.info().width, dec.info().height), (640, 480));
         for _ in 0..3 {
             let frame = dec
@@ -240,7 +245,7 @@ mod tests {
         }
         // Nothing listens on port 1.
         let source: CameraSource = "rtsp://127.0.0.1:1/none".parse().unwrap();
-        let err = Decoder::open_camera(&source, Duration::from_secs(5))
+        let err = Decoder::open_camera(&source, Duration::from_secs(5), 1)
             .err()
             .expect("refused");
         assert!(matches!(err, DecodeError::Io(_)), "{err}");

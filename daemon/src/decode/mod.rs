@@ -203,8 +203,8 @@ pub(crate) fn init_gstreamer() -> Result<(), gst::glib::Error> {
 
 impl Decoder {
     /// Open a local file and preroll it, so [`Decoder::info`] is known before
-    /// the first frame is taken.
-    pub fn open(path: &Path) -> Result<Decoder, DecodeError> {
+    /// the first frame is taken. `threads`: see [`Decoder::assemble`].
+    pub fn open(path: &Path, threads: u32) -> Result<Decoder, DecodeError> {
         // Open it ourselves first: a missing or unreadable file is an I/O
         // error with the OS's reason, not a GStreamer resource error.
         std::fs::File::open(path)?;
@@ -219,13 +219,19 @@ impl Decoder {
                 pacing: Pacing::AsFastAsRead,
             },
             PREROLL_TIMEOUT,
+            threads,
         )
     }
 
     /// Everything after the source, shared by files and cameras: the front's
     /// last element (a decodebin or uridecodebin) exposes decoded pads, the
-    /// video one is converted to upright RGB for the appsink.
-    fn assemble(front: Front, preroll_timeout: Duration) -> Result<Decoder, DecodeError> {
+    /// video one is converted to upright RGB for the appsink. A libav
+    /// software decoder gets at most `threads` threads (0: libav's choice).
+    fn assemble(
+        front: Front,
+        preroll_timeout: Duration,
+        threads: u32,
+    ) -> Result<Decoder, DecodeError> {
         let pipeline = gst::Pipeline::new();
         let decodebin = front
             .elements
@@ -255,6 +261,7 @@ impl Decoder {
             .enable_last_sample(false)
             .build();
 
+        limit_decoder_threads(&pipeline, threads);
         pipeline.add_many(front.elements.iter())?;
         pipeline.add_many([&convert, &flip, appsink.upcast_ref()])?;
         if front.elements.len() > 1 {
@@ -593,6 +600,26 @@ fn link_video_pad(
             .map_err(|e| DecodeError::Gst(format!("linking video: {e:?}")))?;
     }
     Ok(())
+}
+
+/// libav's default for a file is frame threading on every core, each
+/// thread holding frames of its own: at 720p 7 MiB more than one thread for
+/// the same speed when detection keeps the cores busy, at 4K 75 MiB
+/// (docs/BENCHMARKS.md, "Decoder threads"). Decodebin makes the decoder
+/// once it knows the codec, so the limit is set as it is added.
+fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
+    if threads == 0 {
+        return;
+    }
+    let threads = i32::try_from(threads).unwrap_or(i32::MAX);
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let libav = element
+            .factory()
+            .is_some_and(|f| f.name().starts_with("avdec_"));
+        if libav && element.has_property("max-threads") {
+            element.set_property("max-threads", threads);
+        }
+    });
 }
 
 fn is_not_linked(err: &gst::message::Error) -> bool {

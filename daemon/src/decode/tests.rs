@@ -13,7 +13,7 @@ struct Decoded {
 }
 
 fn decode_all(path: &Path) -> Decoded {
-    let mut dec = Decoder::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut dec = Decoder::open(path, 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let info = dec.info().clone();
     let (mut pts, mut sizes) = (Vec::new(), Vec::new());
     while let Some(frame) = dec.next_frame().expect("decodes to the end") {
@@ -61,7 +61,7 @@ fn vtest_avi_decodes_every_frame_in_order() {
 #[test]
 fn bikes_mp4_matches_an_independent_decode() {
     let path = media("bikes.mp4");
-    let mut dec = Decoder::open(&path).expect("opens");
+    let mut dec = Decoder::open(&path, 1).expect("opens");
     let info = dec.info().clone();
     assert_eq!((info.width, info.height), (640, 272));
     assert_eq!(info.fps, Some(25.0));
@@ -95,7 +95,7 @@ fn padded_rows_are_read_at_their_stride() {
         "yuv420p",
         path.to_str().expect("utf-8 path"),
     ]);
-    let mut dec = Decoder::open(&path).expect("opens");
+    let mut dec = Decoder::open(&path, 1).expect("opens");
     let frame = dec.next_frame().expect("decodes").expect("has a frame");
     let rgb = frame.rgb();
     assert_eq!((rgb.width(), rgb.height()), (266, 114));
@@ -169,7 +169,7 @@ fn container_and_codec_variants_decode_every_frame() {
 #[test]
 fn frames_outlive_later_pulls() {
     // Holding frames must neither block the decoder nor alias their pixels.
-    let mut dec = Decoder::open(&media("bikes.mp4")).expect("opens");
+    let mut dec = Decoder::open(&media("bikes.mp4"), 1).expect("opens");
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(dec.next_frame().expect("decodes").expect("has a frame"));
@@ -199,7 +199,7 @@ fn rotation_tag_is_applied() {
         "rotate=90",
         rotated.to_str().expect("utf-8 path"),
     ]);
-    let mut dec = Decoder::open(&rotated).expect("opens");
+    let mut dec = Decoder::open(&rotated, 1).expect("opens");
     assert_eq!((dec.info().width, dec.info().height), (136, 320));
     let frame = dec.next_frame().expect("decodes").expect("has a frame");
     // ffmpeg rotates by default, so it is an upright reference.
@@ -225,7 +225,7 @@ fn text_empty_and_audio_files_are_not_video() {
         audio.to_str().expect("utf-8 path"),
     ]);
     for path in [text, empty, audio] {
-        match Decoder::open(&path) {
+        match Decoder::open(&path, 1) {
             Err(DecodeError::NotVideo(_)) => {}
             Err(e) => panic!("{}: expected NotVideo, got {e}", path.display()),
             Ok(_) => panic!("{}: expected NotVideo, opened", path.display()),
@@ -235,7 +235,7 @@ fn text_empty_and_audio_files_are_not_video() {
 
 #[test]
 fn missing_file_is_an_io_error() {
-    match Decoder::open(Path::new("/nonexistent/wayside/video.mp4")) {
+    match Decoder::open(Path::new("/nonexistent/wayside/video.mp4"), 1) {
         Err(DecodeError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
         Err(e) => panic!("expected Io, got {e}"),
         Ok(_) => panic!("opened a missing file"),
@@ -265,7 +265,7 @@ fn truncated_faststart_mp4_reports_truncation_after_its_frames() {
     truncate(&fast, &cut);
     // The index (moov) survived, so the file opens and the frames whose
     // bytes are present decode; GStreamer then just sees EOS.
-    let mut dec = Decoder::open(&cut).expect("index intact, opens");
+    let mut dec = Decoder::open(&cut, 1).expect("index intact, opens");
     let mut frames = 0;
     let err = loop {
         match dec.next_frame() {
@@ -305,9 +305,35 @@ fn truncated_moov_at_end_mp4_is_corrupt() {
     truncate(&media("bikes.mp4"), &cut);
     // Usually Corrupt ("no playable streams"); decodebin may instead report
     // that no video pad appeared, which is NotVideo. Both refuse the upload.
-    match Decoder::open(&cut) {
+    match Decoder::open(&cut, 1) {
         Err(DecodeError::Corrupt(_) | DecodeError::NotVideo(_)) => {}
         Err(e) => panic!("expected Corrupt, got {e:?}"),
         Ok(_) => panic!("opened a file without its index"),
     }
+}
+
+#[test]
+fn decoder_threads_are_limited_without_changing_a_pixel() {
+    let path = media("bikes.mp4");
+    let decode = |threads: u32| {
+        let mut dec = Decoder::open(&path, threads).expect("opens");
+        let set: Vec<i32> = dec
+            .pipeline
+            .iterate_all_by_element_factory_name("avdec_h264")
+            .into_iter()
+            .map(|e| e.expect("iterates").property("max-threads"))
+            .collect();
+        let mut frames = Vec::new();
+        while let Some(frame) = dec.next_frame().expect("decodes") {
+            frames.push(frame.rgb().packed().into_owned());
+        }
+        (set, frames)
+    };
+    let (one, limited) = decode(1);
+    let (auto, unlimited) = decode(0);
+    assert_eq!(one, [1], "the H.264 decoder gets one thread");
+    assert_eq!(auto, [0], "0 leaves libav's choice");
+    assert_eq!(limited.len(), 250);
+    // libav's frame threading is bit-exact: the limit costs no accuracy.
+    assert!(limited == unlimited, "frames differ with the thread count");
 }

@@ -47,7 +47,7 @@ fn ffprobe_video(path: &Path, keys: &str) -> String {
 
 /// Decode every frame of `path` into owned images with their times.
 fn decode_images(path: &Path) -> Vec<(u64, image::RgbImage)> {
-    let mut dec = Decoder::open(path).expect("opens");
+    let mut dec = Decoder::open(path, 1).expect("opens");
     let mut out = Vec::new();
     while let Some(f) = dec.next_frame().expect("decodes") {
         let rgb = f.rgb();
@@ -65,7 +65,7 @@ fn encodes_a_faststart_h264_mp4_that_decodes_back() {
 
     // 20 of the first 36 frames of bikes.mp4, with gaps, the way only
     // tracked frames reach the encoder.
-    let mut dec = Decoder::open(&media("bikes.mp4")).expect("opens");
+    let mut dec = Decoder::open(&media("bikes.mp4"), 1).expect("opens");
     let mut pushed = Vec::new();
     let mut enc = Encoder::create(&out, 640, 272).expect("creates");
     let mut index = 0;
@@ -113,7 +113,7 @@ fn encodes_a_faststart_h264_mp4_that_decodes_back() {
     }
     // The last frame lasts as long as the gap before it.
     let (last, before) = (pushed[19].0, pushed[18].0);
-    let duration = Decoder::open(&out)
+    let duration = Decoder::open(&out, 1)
         .expect("opens")
         .info()
         .duration_ms

@@ -80,6 +80,8 @@ pub struct Engine {
     pub min_track_fps: f64,
     /// Frames of one video detected at once, each on its own thread.
     pub detect_workers: usize,
+    /// Threads of one stream's software video decoder (0: libav's choice).
+    pub decode_threads: u32,
     pub max_duration_s: u64,
     pub max_dimension: u32,
     pub jpeg_quality: u8,
@@ -208,7 +210,7 @@ pub struct Job {
 impl Job {
     pub fn open(engine: Arc<Engine>, input: &Path, spec: JobSpec) -> Result<Job, PipelineError> {
         let started = Instant::now();
-        let decoder = Decoder::open(input)?;
+        let decoder = Decoder::open(input, engine.decode_threads)?;
         let info = decoder.info().clone();
         if let Some(d) = info.duration_ms
             && d > engine.max_duration_s * 1000
