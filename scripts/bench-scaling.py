@@ -10,6 +10,8 @@
               `wayside_camera_frames_analysed_total` over `--seconds`.
 
 Usage: scripts/bench-scaling.py [--bin PATH] [--seconds S] [--only resolution|interval|cameras]
+                                [--config TOML]
+--config: TOML added to every run's configuration, e.g. "[video]\ndecode_threads = 0".
 """
 
 import argparse
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+EXTRA_CONFIG = ""
 CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
 BENCH = ROOT / "var" / "bench"
 
@@ -47,9 +50,12 @@ def process(binary, video, interval):
     wait4() on that child alone: RUSAGE_CHILDREN's ru_maxrss would be the
     largest of every child so far, ffmpeg's too."""
     start = time.monotonic()
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
+        config.write(EXTRA_CONFIG)
+        config.flush()
         child = subprocess.Popen(
-            [str(binary), "process", str(video), "--interval", str(interval), "--json"],
+            [str(binary), "--config", config.name, "process", str(video), "--interval",
+             str(interval), "--json"],
             stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT,
         )
         _, status, usage = os.wait4(child.pid, 0)
@@ -104,8 +110,8 @@ def analysed(port):
 
 
 def cameras(binary, seconds):
-    print("\n| cameras | analysed frames/s per camera (each) | total analysed frames/s | CPU s / s | total vs 1 camera |")
-    print("|---:|---|---:|---:|---:|")
+    print("\n| cameras | analysed frames/s per camera (each) | total analysed frames/s | CPU s / s | peak RSS MiB | total vs 1 camera |")
+    print("|---:|---|---:|---:|---:|---:|")
     base = None
     for n in (1, 2, 4):
         with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +124,7 @@ def cameras(binary, seconds):
             (tmp / "w.toml").write_text(
                 f'[server]\nlisten = "127.0.0.1:{port}"\nspool_dir = "{tmp / "spool"}"\n'
                 f'[media]\ndir = "{tmp / "media"}"\n[outbox]\ndir = "{tmp / "outbox"}"\n{cams}'
+                f'{EXTRA_CONFIG}\n'
             )
             log = open(tmp / "log", "w")
             proc = subprocess.Popen([str(binary), "--config", str(tmp / "w.toml"), "serve"],
@@ -129,6 +136,7 @@ def cameras(binary, seconds):
                 time.sleep(seconds)
                 last, t1 = analysed(port), time.monotonic()
                 cpu = (cpu_of(proc.pid) - cpu0) / (t1 - t0)
+                rss = peak_rss_of(proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -138,7 +146,13 @@ def cameras(binary, seconds):
         total = sum(each)
         ratio = f"{total / base:.2f}x" if base else "1.00x (reference)"
         base = base or total
-        print(f"| {n} | {', '.join(f'{e:.1f}' for e in each)} | {total:.1f} | {cpu:.2f} | {ratio} |")
+        print(f"| {n} | {', '.join(f'{e:.1f}' for e in each)} | {total:.1f} | {cpu:.2f} | {rss:.0f} | {ratio} |")
+
+
+def peak_rss_of(pid):
+    """VmHWM of a running process, in MiB."""
+    kib = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(kib[1]) / 1024
 
 
 def cpu_of(pid):
@@ -151,9 +165,13 @@ def main():
     p.add_argument("--bin", type=Path, default=ROOT / "target" / "release" / "wayside")
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--only", choices=["resolution", "interval", "cameras"])
+    p.add_argument("--config", default="", help="TOML added to every run's configuration")
     args = p.parse_args()
+    global EXTRA_CONFIG
+    EXTRA_CONFIG = args.config.replace("\\n", "\n")
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-          f"load average at start {os.getloadavg()[0]:.2f}; one run each; binary {args.bin.name}.")
+          f"load average at start {os.getloadavg()[0]:.2f}; one run each; binary {args.bin.name}"
+          + (f"; config {EXTRA_CONFIG!r}." if EXTRA_CONFIG else "."))
     if args.only in (None, "resolution"):
         resolution(args.bin)
     if args.only in (None, "interval"):
