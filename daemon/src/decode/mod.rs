@@ -203,7 +203,8 @@ pub(crate) fn init_gstreamer() -> Result<(), gst::glib::Error> {
 
 impl Decoder {
     /// Open a local file and preroll it, so [`Decoder::info`] is known before
-    /// the first frame is taken. `threads`: see [`Decoder::assemble`].
+    /// the first frame is taken. A libav software decoder gets at most
+    /// `threads` threads (0: libav's choice).
     pub fn open(path: &Path, threads: u32) -> Result<Decoder, DecodeError> {
         // Open it ourselves first: a missing or unreadable file is an I/O
         // error with the OS's reason, not a GStreamer resource error.
@@ -605,7 +606,7 @@ fn link_video_pad(
 /// libav's default for a file is frame threading on every core, each
 /// thread holding frames of its own: at 720p 7 MiB more than one thread for
 /// the same speed when detection keeps the cores busy, at 4K 75 MiB
-/// (docs/BENCHMARKS.md, "Decoder threads"). Decodebin makes the decoder
+/// (docs/BENCHMARKS.md, "One decoding thread per stream"). Decodebin makes the decoder
 /// once it knows the codec, so the limit is set as it is added.
 fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
     if threads == 0 {
