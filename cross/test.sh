@@ -112,13 +112,14 @@ TOML
 
   t=$SECONDS
   (cd "$repo" && "${qemu[@]}" "$daemon" detect "$image") >"$work/arm.json"
-  say "wayside detect (aarch64, qemu): $((SECONDS - t)) s, inference $(jq_ms "$work/arm.json") ms"
+  say "wayside detect (aarch64, qemu): $((SECONDS - t)) s, inference $(jq_ms "$work/arm.json") ms (first, with the plan: $(jq_ms "$work/arm.json" first_inference_ms) ms)"
   (cd "$repo" && "$x86" detect "$image") >"$work/x86.json"
   say "wayside detect (x86-64): inference $(jq_ms "$work/x86.json") ms"
   python3 "$repo/cross/compare-detections.py" "$work/x86.json" "$work/arm.json"
 }
 
-jq_ms() { python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["inference_ms"]))' "$1"; }
+# jq_ms FILE [FIELD]: a duration of `wayside detect`'s JSON, in whole ms.
+jq_ms() { python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "${2:-inference_ms}"; }
 
 case "${1:-all}" in
   vision) vision "${2:-quick}" ;;

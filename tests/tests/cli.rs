@@ -46,6 +46,9 @@ fn detect_prints_json_and_draws_the_boxes() {
     assert_eq!(report["width"], 810);
     assert_eq!(report["height"], 1080);
     assert!(report["pedestrians"].as_u64().unwrap() >= 3, "{report}");
+    for timing in ["first_inference_ms", "inference_ms"] {
+        assert!(report[timing].as_f64().unwrap() > 0.0, "{report}");
+    }
     let dets = report["detections"].as_array().unwrap();
     assert!(
         dets.iter()
