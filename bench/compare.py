@@ -19,7 +19,7 @@ Usage (after bench/setup.sh; run it under `nice -n 19` on a shared box):
   var/bench-venv/bin/python bench/compare.py [--runs N] [--interval MS]
       [--line x1,y1,x2,y2] [--clip FILE ...] [--wayside BIN] [--threads T]
 Without --clip: a 1280x720 H.264 copy of vtest.avi (made once under
-var/bench/, as scripts/bench-pipeline.py makes it) and otvision-cars-truck.mp4.
+var/bench/ by bench/harness.py, as for every bench) and otvision-cars-truck.mp4.
 """
 
 import argparse
@@ -29,32 +29,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
+from harness import BENCH, CACHE, ROOT, run_measured, vtest_clip
+
 REFERENCE = ROOT / "bench" / "reference" / "pipeline.py"
 ARRAYS = ("pedestrian_counts", "vehicle_counts", "pedestrians_per_interval", "vehicles_per_interval")
-
-
-def make_720p() -> Path:
-    src = CACHE / "media" / "vtest.avi"
-    out = ROOT / "var" / "bench" / "vtest-720p.mp4"
-    if not out.exists():
-        if not src.exists():
-            sys.exit(f"{src} is missing: run scripts/setup-models.sh")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp.mp4")
-        subprocess.run(
-            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-vf", "scale=1280:720",
-             "-c:v", "libx264", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
-             "-movflags", "+faststart", str(tmp)],
-            check=True,
-        )
-        tmp.rename(out)
-    return out
 
 
 def probe(clip: Path) -> dict:
@@ -73,25 +54,9 @@ def probe(clip: Path) -> dict:
 
 def run_child(cmd: list[str], env: dict) -> dict:
     """Runs cmd alone; its wall time, CPU time and peak RSS, and its JSON."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.monotonic()
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.monotonic() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if child.returncode != 0:
-            sys.exit(f"{cmd[0]} failed ({child.returncode}):\n{err.read().decode()[-2000:]}")
-        result = json.loads(out.read())
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "user_s": usage.ru_utime,
-        "sys_s": usage.ru_stime,
-        "rss_mib": usage.ru_maxrss / 1024.0,  # KiB on Linux
-        "result": result,
-    }
+    m = run_measured(cmd, env)
+    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "user_s": m.user_s, "sys_s": m.sys_s,
+            "rss_mib": m.rss_mib, "result": json.loads(m.stdout)}
 
 
 def commands(args, clip: Path) -> dict[str, list[str]]:
@@ -250,7 +215,7 @@ def main():
     if not Path(args.python).exists():
         sys.exit(f"{args.python} is missing: run bench/setup.sh")
 
-    paths = args.clip or [make_720p(), CACHE / "media" / "otvision-cars-truck.mp4"]
+    paths = args.clip or [vtest_clip(720), CACHE / "media" / "otvision-cars-truck.mp4"]
     clips = [(c, probe(c)) for c in paths]
     env = dict(os.environ, WAYSIDE_MODELS_DIR=str(CACHE))
     env.pop("WAYSIDE_CONFIG", None)  # the daemon's defaults, as the reference has
@@ -296,7 +261,7 @@ def main():
     ]
     print("\n".join(out))
 
-    raw = ROOT / "var" / "bench" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    raw = BENCH / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                "clips": {c.name: i for c, i in clips},

@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,19 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
-DEFAULT_CLIPS = [
-    ROOT / "var" / "bench" / "vtest-720p.mp4",
-    CACHE / "media" / "otvision-cars-truck.mp4",
-    CACHE / "media" / "bikes.mp4",
-]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from harness import CACHE, ROOT, free_port, vtest_clip  # noqa: E402
 
 
 def start_daemon(binary, state):
@@ -116,7 +104,9 @@ def main():
     p.add_argument("--clip", type=Path, action="append")
     p.add_argument("--interval", type=int, action="append")
     args = p.parse_args()
-    clips = [c for c in (args.clip or DEFAULT_CLIPS) if c.exists()]
+    default = [vtest_clip(720), CACHE / "media" / "otvision-cars-truck.mp4",
+               CACHE / "media" / "bikes.mp4"]
+    clips = [c for c in (args.clip or default) if c.exists()]
     intervals = args.interval or [1000, 200]
     if not clips:
         sys.exit("no clip found (scripts/bench-pipeline.py makes var/bench/vtest-720p.mp4)")

@@ -9,7 +9,7 @@ Runs, one after another on the same clip:
   ffmpeg decode  ffmpeg decoding the same clip, the usual yardstick;
   wayside        `wayside process --interval 200 --out …` (release build),
                  whose JSON carries the time spent per stage.
-and prints a Markdown table. Peak RSS is the child's ru_maxrss.
+and prints a Markdown table. Peak RSS is wayside's own, from wait4().
 
 Usage: scripts/bench-pipeline.py [--clip FILE] [--interval MS] [--runs N]
 Without --clip, a 1280x720 H.264 copy of vtest.avi (real pedestrians, 79.5 s)
@@ -19,45 +19,13 @@ is made once under var/bench/.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
-
-
-def run(cmd, **kw):
-    """Runs cmd; returns (wall seconds, peak RSS MiB of that child, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.monotonic()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, **kw)
-    wall = time.monotonic() - start
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far; the bench
-    # runs the biggest (wayside) last, so this is that child's peak.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024.0, out.stdout
-
-
-def make_clip() -> Path:
-    src = CACHE / "media" / "vtest.avi"
-    if not src.exists():
-        sys.exit(f"{src} is missing: run scripts/setup-models.sh")
-    out = ROOT / "var" / "bench" / "vtest-720p.mp4"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp.mp4")
-        subprocess.run(
-            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-vf", "scale=1280:720",
-             "-c:v", "libx264", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
-             "-movflags", "+faststart", str(tmp)],
-            check=True,
-        )
-        tmp.rename(out)
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from harness import BENCH, ROOT, run_measured, vtest_clip  # noqa: E402
 
 
 def duration_s(clip: Path) -> float:
@@ -77,27 +45,27 @@ def main():
     args = ap.parse_args()
     if not args.wayside.exists():
         sys.exit(f"{args.wayside} is missing: cargo build --release -p wayside")
-    clip = (args.clip or make_clip()).resolve()
+    clip = (args.clip or vtest_clip(720)).resolve()
     real = duration_s(clip)
 
     gst = ["gst-launch-1.0", "-q", "filesrc", f"location={clip}", "!", "decodebin", "!",
            "videoconvert", "!", "video/x-raw,format=RGB", "!", "fakesink", "sync=false"]
     ffmpeg = ["ffmpeg", "-loglevel", "error", "-i", str(clip), "-f", "null", "-"]
-    out_mp4 = ROOT / "var" / "bench" / "annotated.mp4"
-    out_mp4.parent.mkdir(parents=True, exist_ok=True)
+    out_mp4 = BENCH / "annotated.mp4"
+    BENCH.mkdir(parents=True, exist_ok=True)
     wayside = [str(args.wayside), "process", "--json", "--interval", str(args.interval),
                "--out", str(out_mp4), str(clip)]
 
     def median_of(cmd):
-        runs = [run(cmd) for _ in range(args.runs)]
-        walls = [r[0] for r in runs]
-        i = walls.index(statistics.median_low(walls))
-        return runs[i]
+        runs = [run_measured(cmd) for _ in range(args.runs)]
+        walls = [r.wall_s for r in runs]
+        return runs[walls.index(statistics.median_low(walls))]
 
-    gst_s, _, _ = median_of(gst)
-    ff_s, _, _ = median_of(ffmpeg)
-    way_s, rss, out = median_of(wayside)
-    summary = json.loads(out)
+    gst_s = median_of(gst).wall_s
+    ff_s = median_of(ffmpeg).wall_s
+    way = median_of(wayside)
+    way_s, rss = way.wall_s, way.rss_mib
+    summary = json.loads(way.stdout)
     stages = summary["stage_ms"]
     frames = summary["frames_processed"]
     processing_s = summary["processing_ms"] / 1000.0

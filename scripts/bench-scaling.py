@@ -2,8 +2,9 @@
 """How a box's cost grows with resolution, interval and number of cameras
 (issue 12), each against the smallest case measured in the same run.
 
-  resolution  `wayside process --interval 1000` on vtest.avi scaled to 360p,
-              720p and 1080p (H.264, made once under var/bench/);
+  resolution  `wayside process --interval 1000` on vtest.avi stretched to
+              640x360, 1280x720 and 1920x1080 (H.264, made once under
+              var/bench/ by bench/harness.py);
   interval    the 720p clip at 2000, 1000, 200 and 100 ms;
   cameras     `wayside serve` with 1, 2 and 4 file cameras looping the 720p
               clip (10 fps, 1 s windows): analysed frames/s per camera from
@@ -19,52 +20,26 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from harness import ROOT, free_port, run_measured, vtest_clip  # noqa: E402
+
 EXTRA_CONFIG = ""
-CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
-BENCH = ROOT / "var" / "bench"
-
-
-def clip(height):
-    out = BENCH / f"vtest-{height}p.mp4"
-    if not out.exists():
-        BENCH.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(CACHE / "media" / "vtest.avi"),
-             "-vf", f"scale=-2:{height}", "-c:v", "libx264", "-crf", "23", "-pix_fmt",
-             "yuv420p", str(out)],
-            check=True,
-        )
-    return out
 
 
 def process(binary, video, interval):
-    """(wall s, CPU s, peak RSS MiB, summary) of one `wayside process`, from
-    wait4() on that child alone: RUSAGE_CHILDREN's ru_maxrss would be the
-    largest of every child so far, ffmpeg's too."""
-    start = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
+    """(wall s, CPU s, peak RSS MiB, summary) of one `wayside process`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
         config.write(EXTRA_CONFIG)
         config.flush()
-        child = subprocess.Popen(
-            [str(binary), "--config", config.name, "process", str(video), "--interval",
-             str(interval), "--json"],
-            stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.monotonic() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"wayside process {video} failed")
-        out.seek(0)
-        summary = json.load(out)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, summary
+        m = run_measured([str(binary), "--config", config.name, "process", str(video),
+                          "--interval", str(interval), "--json"])
+    return m.wall_s, m.cpu_s, m.rss_mib, json.loads(m.stdout)
 
 
 def row(label, wall, cpu, frames, base_ms=None):
@@ -77,7 +52,7 @@ def row(label, wall, cpu, frames, base_ms=None):
 def resolution(binary):
     print("\n| clip | analysed frames | wall s | CPU s | wall ms / analysed frame | CPU ms / analysed frame | wall per frame vs 360p |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    clips = {h: clip(h) for h in (360, 720, 1080)}
+    clips = {h: vtest_clip(h) for h in (360, 720, 1080)}
     base = None
     for h, video in clips.items():
         wall, cpu, rss, s = process(binary, video, 1000)
@@ -90,15 +65,9 @@ def interval(binary):
     print("|---|---:|---:|---:|---:|---:|---:|")
     base = None
     for ms in (2000, 1000, 200, 100):
-        wall, cpu, _, s = process(binary, clip(720), ms)
+        wall, cpu, _, s = process(binary, vtest_clip(720), ms)
         per = row(str(ms), wall, cpu, s["frames_processed"], base)
         base = base or per
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def analysed(port):
@@ -118,7 +87,7 @@ def cameras(binary, seconds):
             tmp = Path(tmp)
             port = free_port()
             cams = "".join(
-                f'[[camera]]\nname = "cam{i}"\nsource = "file:{clip(720)}"\nwindow_ms = 1000\n'
+                f'[[camera]]\nname = "cam{i}"\nsource = "file:{vtest_clip(720)}"\nwindow_ms = 1000\n'
                 for i in range(n)
             )
             (tmp / "w.toml").write_text(

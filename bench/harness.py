@@ -1,0 +1,74 @@
+"""What the bench scripts share: where things are, the clips they measure
+on, and one child process measured on its own."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
+BENCH = ROOT / "var" / "bench"
+
+
+def vtest_clip(height: int) -> Path:
+    """vtest.avi (768x576, real pedestrians, 79.5 s at 10 fps) stretched to
+    16:9 at `height` lines, H.264, made once under var/bench/. Every bench
+    takes its clips from here, so a name always means the same pixels."""
+    src = CACHE / "media" / "vtest.avi"
+    out = BENCH / f"vtest-{height}p.mp4"
+    if not out.exists():
+        if not src.exists():
+            sys.exit(f"{src} is missing: run scripts/setup-models.sh")
+        BENCH.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.mp4")
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src),
+             "-vf", f"scale={height * 16 // 9}:{height}", "-c:v", "libx264",
+             "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
+             "-movflags", "+faststart", str(tmp)],
+            check=True,
+        )
+        tmp.rename(out)
+    return out
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    user_s: float
+    sys_s: float
+    rss_mib: float
+    stdout: bytes
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.sys_s
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> Measured:
+    """Runs cmd in the repository, its stderr discarded unless it fails.
+    Wall time from start to exit; CPU time and peak RSS from wait4() on this
+    child alone: RUSAGE_CHILDREN's ru_maxrss would be the largest of every
+    child so far, ffmpeg's that made a clip too."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            sys.exit(f"{cmd[0]} failed ({code}):\n{err.read().decode()[-2000:]}")
+        out.seek(0)
+        return Measured(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024.0, out.read())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
