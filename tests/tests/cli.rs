@@ -45,6 +45,9 @@ fn detect_prints_json_and_draws_the_boxes() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(report["width"], 810);
     assert_eq!(report["height"], 1080);
+    // 810x1080 scales to 312x416, with 52 columns of padding each side; the
+    // manifest trims whole blocks of 32 from each, keeping the stride grid.
+    assert_eq!(report["input_size"], serde_json::json!([352, 416]));
     assert!(report["pedestrians"].as_u64().unwrap() >= 3, "{report}");
     for timing in ["first_inference_ms", "inference_ms"] {
         assert!(report[timing].as_f64().unwrap() > 0.0, "{report}");

@@ -126,6 +126,10 @@ fn trimmed_input_finds_what_the_full_input_finds() {
     let (mut fitted, mut full) = (fitted.session(), full.session());
     for photo in photos {
         let (a, b) = (found(&mut fitted, photo), found(&mut full, photo));
+        // None of these photos is square: trimming leaves a smaller input.
+        let ([fw, fh], [w, h]) = (fitted.input_size().unwrap(), full.input_size().unwrap());
+        assert_eq!([w, h], [416, 416], "{photo}: the declared input");
+        assert!(fw * fh < w * h, "{photo}: {fw}x{fh} not trimmed");
         for (these, those, name) in [(&a, &b, "fitted"), (&b, &a, "full")] {
             for d in these.iter().filter(|d| d.score >= 0.45) {
                 let class = wayside_vision::classes::COCO[d.class_id];

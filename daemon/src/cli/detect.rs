@@ -26,6 +26,8 @@ struct Report<'a> {
     height: u32,
     pedestrians: usize,
     vehicles: usize,
+    /// `[width, height]` the detector ran at: its padding trimmed to the image.
+    input_size: Option<[u32; 2]>,
     /// The first run, which also makes tract's plan for the image's shape.
     first_inference_ms: f64,
     /// A second run on the same image: what each frame of that shape costs.
@@ -64,6 +66,7 @@ pub fn run(config: &Config, args: DetectArgs) -> Result<()> {
         height: img.height(),
         pedestrians: count(Kind::Pedestrian),
         vehicles: count(Kind::Vehicle),
+        input_size: session.input_size(),
         first_inference_ms,
         inference_ms,
         detections: detections.iter().map(json_detection).collect(),

@@ -38,6 +38,7 @@ impl LetterboxedModel {
             session: None,
             letterbox: Letterboxer::new(self.preprocess.clone()),
             input: Vec::new(),
+            input_size: None,
         }
     }
 }
@@ -49,6 +50,7 @@ pub struct LetterboxedSession {
     session: Option<(Vec<usize>, Session)>,
     letterbox: Letterboxer,
     input: Vec<f32>,
+    input_size: Option<[u32; 2]>,
 }
 
 /// One run's raw outputs and how the frame was fitted into the input.
@@ -64,8 +66,15 @@ impl Ran {
 }
 
 impl LetterboxedSession {
+    /// Width and height of the input the last frame was fitted into: the
+    /// model's declared size, or less where `trim_padding` cut the padding.
+    pub fn input_size(&self) -> Option<[u32; 2]> {
+        self.input_size
+    }
+
     pub fn run(&mut self, frame: &RgbFrame) -> Result<Ran, DetectError> {
         let transform = self.letterbox.run(frame, &mut self.input)?;
+        self.input_size = Some([transform.input_width, transform.input_height]);
         let shape = self
             .letterbox
             .spec()

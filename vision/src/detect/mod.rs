@@ -110,6 +110,11 @@ pub struct DetectorSession<'a> {
 }
 
 impl DetectorSession<'_> {
+    /// See [`LetterboxedSession::input_size`].
+    pub fn input_size(&self) -> Option<[u32; 2]> {
+        self.session.input_size()
+    }
+
     /// Pedestrian and vehicle candidates of `frame`, best first, in frame pixels.
     pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<Detection>, DetectError> {
         let d = self.detector;
