@@ -11,9 +11,13 @@
 //! versions, one table) goes to stdout.
 //!
 //! ```text
-//! scripts/bench.sh [--runs N] [--threads 1,2] [--tract-only] [MODEL_ID ...]
+//! scripts/bench.sh [--runs N] [--threads 1,2] [--tract-only] [--profile] [MODEL_ID ...]
 //! cargo bench -p wayside-vision --bench models -- [same options]
 //! ```
+//!
+//! `--profile` measures no onnxruntime and no memory: it prints, per model
+//! and thread count, tract's time per operator (optimised plan, summed over
+//! the runs), in this process: where a model's time goes.
 //!
 //! `--runs` defaults to `$WAYSIDE_BENCH_RUNS` or 30, after 3 warm-up runs (the
 //! same defaults as `bench_ort.py`). `--panel-threshold`, `--mac-threshold` and
@@ -27,13 +31,13 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ndarray_npy::ReadNpyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tract_onnx::prelude::tract_ndarray::ArrayD;
-use wayside_vision::runtime::{self, Model};
+use wayside_vision::runtime::{self, Model, Session};
 
 const DEFAULT_RUNS: usize = 30;
 const WARMUP: usize = 3;
@@ -49,7 +53,7 @@ fn main() -> ExitCode {
         eprintln!("models bench: not run outside `cargo bench` (scripts/bench.sh runs it)");
         Ok(())
     } else {
-        Options::parse(&args).and_then(|o| parent(&o))
+        Options::parse(&args).and_then(|o| if o.profile { profile(&o) } else { parent(&o) })
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +70,7 @@ struct Options {
     threads: Vec<usize>,
     models: Vec<String>,
     tract_only: bool,
+    profile: bool,
     /// tract-linalg threading gates, passed through to the tract children.
     gates: Gates,
 }
@@ -129,6 +134,7 @@ impl Options {
             threads: vec![1, 2],
             models: vec![],
             tract_only: false,
+            profile: false,
             gates: Gates::default(),
         };
         let mut it = args.iter();
@@ -137,6 +143,7 @@ impl Options {
             match a.as_str() {
                 "--bench" => {}
                 "--tract-only" => o.tract_only = true,
+                "--profile" => o.profile = true,
                 "--runs" => o.runs = number(a, value(a)?)?,
                 "--threads" => {
                     o.threads = value(a)?
@@ -186,22 +193,8 @@ fn child(args: &[String]) -> Result<(), String> {
     gates.apply();
     runtime::set_threads(threads);
 
-    let entry = manifest()?
-        .model
-        .into_iter()
-        .find(|m| m.id == *id)
-        .ok_or(format!("no model {id} in the manifest"))?;
-    let input = crosscheck_input(id)?;
-    let shape = input.shape().to_vec();
-    let data: Vec<f32> = input.iter().copied().collect();
-
     let t0 = Instant::now();
-    let model = Model::load(
-        &models_dir().join(&entry.file),
-        std::slice::from_ref(&shape),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut session = model.session().map_err(|e| e.to_string())?;
+    let (mut session, shape, data) = open(id)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let mut run = || -> Result<f64, String> {
@@ -250,6 +243,74 @@ fn peak_rss_mb() -> f64 {
     (kb / 1024.0 * 10.0).round() / 10.0
 }
 
+/// Model `id` loaded as the daemon loads it, one session of it, and its
+/// cross-check input (shape and values).
+fn open(id: &str) -> Result<(Session, Vec<usize>, Vec<f32>), String> {
+    let entry = manifest()?
+        .model
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or(format!("no model {id} in the manifest"))?;
+    let input = crosscheck_input(id)?;
+    let shape = input.shape().to_vec();
+    let data: Vec<f32> = input.iter().copied().collect();
+    let model = Model::load(
+        &models_dir().join(&entry.file),
+        std::slice::from_ref(&shape),
+    )
+    .map_err(|e| e.to_string())?;
+    let session = model.session().map_err(|e| e.to_string())?;
+    Ok((session, shape, data))
+}
+
+// ----------------------------------------------------------------- profile ---
+
+/// `--profile`: where tract's time goes, per model and thread count.
+fn profile(o: &Options) -> Result<(), String> {
+    o.gates.apply();
+    for id in model_ids(o)? {
+        for &threads in &o.threads {
+            runtime::set_threads(threads);
+            let (mut session, shape, data) = open(&id)?;
+            let input = || runtime::tensor(&shape, data.clone()).map_err(|e| e.to_string());
+            for _ in 0..WARMUP {
+                session.run(vec![input()?]).map_err(|e| e.to_string())?;
+            }
+            // Operator name → (time, nodes run), over all runs.
+            let mut per_op = std::collections::BTreeMap::<String, (Duration, usize)>::new();
+            for _ in 0..o.runs {
+                session
+                    .run_profiled(vec![input()?], |op, took| {
+                        let entry = per_op.entry(op.to_string()).or_default();
+                        entry.0 += took;
+                        entry.1 += 1;
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
+            let total: Duration = per_op.values().map(|(t, _)| *t).sum();
+            let per_run = |t: Duration| t.as_secs_f64() * 1e3 / o.runs as f64;
+            println!(
+                "\n### `{id}`, {threads} thread(s): {:.1} ms a run in its nodes ({} runs after {WARMUP} warm-ups)\n",
+                per_run(total),
+                o.runs
+            );
+            println!("| operator | nodes | ms a run | share |");
+            println!("|---|---:|---:|---:|");
+            let mut rows: Vec<_> = per_op.into_iter().collect();
+            rows.sort_by_key(|(_, (took, _))| std::cmp::Reverse(*took));
+            for (op, (took, nodes)) in rows {
+                println!(
+                    "| {op} | {} | {:.2} | {:.1} % |",
+                    nodes / o.runs,
+                    per_run(took),
+                    100.0 * took.as_secs_f64() / total.as_secs_f64()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------ parent ---
 
 /// One (model, threads) row of the table.
@@ -261,17 +322,7 @@ struct Row {
 }
 
 fn parent(o: &Options) -> Result<(), String> {
-    let manifest = manifest()?;
-    let ids: Vec<String> = if o.models.is_empty() {
-        manifest.model.iter().map(|m| m.id.clone()).collect()
-    } else {
-        for id in &o.models {
-            if !manifest.model.iter().any(|m| &m.id == id) {
-                return Err(format!("unknown model id {id}"));
-            }
-        }
-        o.models.clone()
-    };
+    let ids = model_ids(o)?;
     let python = (!o.tract_only).then(venv_python).transpose()?;
     let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
@@ -334,6 +385,22 @@ fn parent(o: &Options) -> Result<(), String> {
         (&load_start, &load_end),
     );
     Ok(())
+}
+
+/// The models asked for, or every model of the manifest.
+fn model_ids(o: &Options) -> Result<Vec<String>, String> {
+    let manifest = manifest()?;
+    if o.models.is_empty() {
+        return Ok(manifest.model.into_iter().map(|m| m.id).collect());
+    }
+    match o
+        .models
+        .iter()
+        .find(|id| !manifest.model.iter().any(|m| &m.id == *id))
+    {
+        Some(id) => Err(format!("unknown model id {id}")),
+        None => Ok(o.models.clone()),
+    }
 }
 
 /// The bench_ort child's footprint without a model: the interpreter with

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tract_onnx::prelude::*;
@@ -179,13 +180,37 @@ pub struct Session {
 impl Session {
     /// Run on f32 inputs; outputs come back as f32 tensors in model order.
     pub fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
-        let outputs = self
-            .state
-            .run(inputs.into_iter().map(TValue::from).collect())
-            .map_err(|source| RuntimeError::Run {
-                name: self.name.clone(),
-                source,
-            })?;
+        let outputs = self.state.run(values(inputs));
+        self.f32_outputs(outputs)
+    }
+
+    /// [`run`](Self::run), handing `node_took` each node's operator name
+    /// and wall time as it finishes: where a model's time goes (the models
+    /// bench's `--profile`).
+    pub fn run_profiled(
+        &mut self,
+        inputs: Vec<Tensor>,
+        mut node_took: impl FnMut(&str, Duration),
+    ) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
+        let outputs =
+            self.state
+                .run_plan_with_eval(values(inputs), |ctx, op_state, node, inputs| {
+                    let started = Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    node_took(&node.op().name(), started.elapsed());
+                    out
+                });
+        self.f32_outputs(outputs)
+    }
+
+    fn f32_outputs(
+        &self,
+        outputs: TractResult<TVec<TValue>>,
+    ) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
+        let outputs = outputs.map_err(|source| RuntimeError::Run {
+            name: self.name.clone(),
+            source,
+        })?;
         outputs
             .into_iter()
             .enumerate()
@@ -203,6 +228,10 @@ impl Session {
             })
             .collect()
     }
+}
+
+fn values(inputs: Vec<Tensor>) -> TVec<TValue> {
+    inputs.into_iter().map(TValue::from).collect()
 }
 
 /// The f32 values of an output tensor returned by [`Session::run`].
