@@ -209,6 +209,35 @@ def drop_value_info(data):
     return onnx_bytes(m)
 
 
+def split_prelu(data):
+    """Each PRelu(x, a) as Max(x, 0) + a * Min(x, 0): the same values
+    (one term is exactly 0), but tract chains the halves into two passes it
+    runs at memory speed, where its PRelu is three (x > 0, the product, a
+    select) and took over half the embedder's time (docs/BENCHMARKS.md)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+    m = onnx.load_from_string(data)
+    g = m.graph
+    g.initializer.append(numpy_helper.from_array(np.array(0, np.float32), "prelu_zero"))
+    nodes = []
+    for i, n in enumerate(g.node):
+        if n.op_type != "PRelu":
+            nodes.append(n)
+            continue
+        (x, a), (y,), k = n.input, n.output, f"prelu{i}"
+        nodes += [
+            helper.make_node("Max", [x, "prelu_zero"], [f"{k}_pos"], name=f"{k}_max"),
+            helper.make_node("Min", [x, "prelu_zero"], [f"{k}_neg"], name=f"{k}_min"),
+            helper.make_node("Mul", [f"{k}_neg", a], [f"{k}_scaled"], name=f"{k}_mul"),
+            helper.make_node("Add", [f"{k}_pos", f"{k}_scaled"], [y], name=f"{k}_add"),
+        ]
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    return onnx_bytes(m)
+
+
 def pad_embedding(data, dim=512):
     """SFace: rename input to `input`, zero-pad the 128-d `fc1` to a [1, dim] `output`."""
     import onnx
@@ -375,6 +404,8 @@ def ensure_model(model, arts, models, cache_dir, opts):
                 data = drop_value_info(src)
             elif conv == "pad-embedding-512":
                 data = pad_embedding(src)
+            elif conv == "split-prelu":
+                data = split_prelu(src)
             else:
                 raise FetchError(f"{model['id']}: unknown convert {conv!r}")
     got = sha256_bytes(data)
