@@ -34,14 +34,16 @@ def cache_dir_default():
     return Path(os.environ.get("WAYSIDE_MODELS_DIR") or HERE / "cache").resolve()
 
 
-def session(path, threads=1):
+def session(model, threads=1):
+    """An onnxruntime session on a model file (path) or a serialised model (bytes)."""
     import onnxruntime as ort
     ort.set_default_logger_severity(3)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
+                                providers=["CPUExecutionProvider"])
 
 
 # ------------------------------------------------------------ pre-processing

