@@ -12,12 +12,20 @@
 //!
 //! ```text
 //! scripts/bench.sh [--runs N] [--threads 1,2] [--tract-only] [--profile] [MODEL_ID ...]
+//! scripts/bench.sh --against DIR [--rounds 8] [--runs N] [--threads 1] [MODEL_ID ...]
 //! cargo bench -p wayside-vision --bench models -- [same options]
 //! ```
 //!
 //! `--profile` measures no onnxruntime and no memory: it prints, per model
 //! and thread count, tract's time per operator (optimised plan, summed over
 //! the runs), in this process: where a model's time goes.
+//!
+//! `--against DIR` compares two model caches instead, for a graph rewrite
+//! made in `models/fetch.py`: tract only, one child per model and cache,
+//! alternating between this cache and DIR for `--rounds` rounds (default 8)
+//! so that load from elsewhere falls on both; it prints the median of the
+//! children's medians and its range for each. DIR needs the model files and
+//! their `crosscheck/` inputs.
 //!
 //! `--runs` defaults to `$WAYSIDE_BENCH_RUNS` or 30, after 3 warm-up runs (the
 //! same defaults as `bench_ort.py`). `--panel-threshold`, `--mac-threshold` and
@@ -53,7 +61,11 @@ fn main() -> ExitCode {
         eprintln!("models bench: not run outside `cargo bench` (scripts/bench.sh runs it)");
         Ok(())
     } else {
-        Options::parse(&args).and_then(|o| if o.profile { profile(&o) } else { parent(&o) })
+        Options::parse(&args).and_then(|o| match (&o.against, o.profile) {
+            (Some(dir), _) => against(&o, dir),
+            (None, true) => profile(&o),
+            (None, false) => parent(&o),
+        })
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +83,9 @@ struct Options {
     models: Vec<String>,
     tract_only: bool,
     profile: bool,
+    /// A second model cache to compare this one with, and how many rounds.
+    against: Option<PathBuf>,
+    rounds: usize,
     /// tract-linalg threading gates, passed through to the tract children.
     gates: Gates,
 }
@@ -135,6 +150,8 @@ impl Options {
             models: vec![],
             tract_only: false,
             profile: false,
+            against: None,
+            rounds: 8,
             gates: Gates::default(),
         };
         let mut it = args.iter();
@@ -144,6 +161,8 @@ impl Options {
                 "--bench" => {}
                 "--tract-only" => o.tract_only = true,
                 "--profile" => o.profile = true,
+                "--against" => o.against = Some(PathBuf::from(value(a)?)),
+                "--rounds" => o.rounds = number(a, value(a)?)?,
                 "--runs" => o.runs = number(a, value(a)?)?,
                 "--threads" => {
                     o.threads = value(a)?
@@ -158,8 +177,8 @@ impl Options {
                 id => o.models.push(id.to_string()),
             }
         }
-        if o.runs == 0 {
-            return Err("--runs must be at least 1".into());
+        if o.runs == 0 || o.rounds == 0 {
+            return Err("--runs and --rounds must be at least 1".into());
         }
         Ok(o)
     }
@@ -306,6 +325,62 @@ fn profile(o: &Options) -> Result<(), String> {
                     100.0 * took.as_secs_f64() / total.as_secs_f64()
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+// ----------------------------------------------------------------- against ---
+
+/// `--against DIR`: tract on this cache's files and on DIR's, alternating.
+fn against(o: &Options, dir: &Path) -> Result<(), String> {
+    let here = models_dir();
+    println!(
+        "tract {}, {} rounds alternating, one child per model and cache, {} timed runs after \
+         {WARMUP} warm-ups each; load average at start {}\n",
+        locked_version("tract-onnx"),
+        o.rounds,
+        o.runs,
+        first3(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
+    );
+    println!(
+        "| model | threads | `{}` ms, median (range) | `{}` ms, median (range) | second / first |",
+        here.display(),
+        dir.display()
+    );
+    println!("|---|---|---|---|---|");
+    for id in model_ids(o)? {
+        for &threads in &o.threads {
+            eprintln!("[bench] {id}, {threads} thread(s): {} rounds", o.rounds);
+            let mut medians = [vec![], vec![]];
+            for round in 0..o.rounds {
+                // Each cache goes first in every other round.
+                for side in [round % 2, 1 - round % 2] {
+                    let cache = if side == 0 { &here } else { dir };
+                    let v = json_line(
+                        Command::new(self_exe()?)
+                            .env("WAYSIDE_MODELS_DIR", cache)
+                            .arg("--child")
+                            .args([&id, &threads.to_string(), &o.runs.to_string()])
+                            .args(o.gates.args()),
+                    )?;
+                    medians[side].push(v["median_ms"].as_f64().unwrap_or(f64::NAN));
+                }
+            }
+            let [a, b] = medians.map(|mut m| {
+                m.sort_by(f64::total_cmp);
+                (m[m.len() / 2], m[0], m[m.len() - 1])
+            });
+            println!(
+                "| `{id}` | {threads} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {:.2}× |",
+                a.0,
+                a.1,
+                a.2,
+                b.0,
+                b.1,
+                b.2,
+                b.0 / a.0
+            );
         }
     }
     Ok(())
