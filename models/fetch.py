@@ -268,7 +268,7 @@ def fuse_hardswish(data):
         r = readers.get(n.output[0], [])
         return r[0] if len(r) == 1 else None
 
-    fused = {}
+    fused, count = {}, 0
     for clip in g.node:
         if clip.op_type != "Clip" or len(clip.input) != 3 \
                 or not (is_scalar(clip.input[1], 0) and is_scalar(clip.input[2], 6)):
@@ -285,8 +285,9 @@ def fuse_hardswish(data):
             continue
         fused[id(add)] = fused[id(clip)] = fused[id(mul)] = None
         fused[id(div)] = helper.make_node("HardSwish", [x[0]], [div.output[0]], name=f"{div.name}_hardswish")
+        count += 1
     nodes = [n for n in (fused.get(id(n), n) for n in g.node) if n is not None]
-    return with_nodes(m, nodes, len(fused) // 4, "fuse-hardswish", "x * Clip(x + 3, 0, 6) / 6")
+    return with_nodes(m, nodes, count, "fuse-hardswish", "x * Clip(x + 3, 0, 6) / 6")
 
 
 def split_prelu(data):

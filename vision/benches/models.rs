@@ -357,19 +357,14 @@ fn against(o: &Options, dir: &Path) -> Result<(), String> {
                 // Each cache goes first in every other round.
                 for side in [round % 2, 1 - round % 2] {
                     let cache = if side == 0 { &here } else { dir };
-                    let v = json_line(
-                        Command::new(self_exe()?)
-                            .env("WAYSIDE_MODELS_DIR", cache)
-                            .arg("--child")
-                            .args([&id, &threads.to_string(), &o.runs.to_string()])
-                            .args(o.gates.args()),
-                    )?;
+                    let v =
+                        json_line(tract_child(o, &id, threads)?.env("WAYSIDE_MODELS_DIR", cache))?;
                     medians[side].push(v["median_ms"].as_f64().unwrap_or(f64::NAN));
                 }
             }
             let [a, b] = medians.map(|mut m| {
                 m.sort_by(f64::total_cmp);
-                (m[m.len() / 2], m[0], m[m.len() - 1])
+                (percentiles(&m).0, m[0], m[m.len() - 1])
             });
             println!(
                 "| `{id}` | {threads} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {:.2}× |",
@@ -417,12 +412,7 @@ fn parent(o: &Options) -> Result<(), String> {
         crosscheck_input(id)?; // fail before spawning anything if it is missing
         for &threads in &o.threads {
             eprintln!("[bench] {id}, {threads} thread(s): tract");
-            let tract = json_line(
-                Command::new(self_exe()?)
-                    .arg("--child")
-                    .args([id, &threads.to_string(), &o.runs.to_string()])
-                    .args(o.gates.args()),
-            )?;
+            let tract = json_line(&mut tract_child(o, id, threads)?)?;
             let ort = match &python {
                 Some(py) => {
                     eprintln!("[bench] {id}, {threads} thread(s): onnxruntime");
@@ -460,6 +450,15 @@ fn parent(o: &Options) -> Result<(), String> {
         (&load_start, &load_end),
     );
     Ok(())
+}
+
+/// This binary as a `--child` timing tract on model `id`.
+fn tract_child(o: &Options, id: &str, threads: usize) -> Result<Command, String> {
+    let mut cmd = Command::new(self_exe()?);
+    cmd.arg("--child")
+        .args([id, &threads.to_string(), &o.runs.to_string()])
+        .args(o.gates.args());
+    Ok(cmd)
 }
 
 /// The models asked for, or every model of the manifest.
