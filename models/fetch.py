@@ -211,7 +211,9 @@ def drop_value_info(data):
 
 def unused_constants_dropped(g):
     """Drop Constant nodes and initializers that nothing reads any more, and
-    the graph inputs older exporters list for those initializers."""
+    the graph inputs older exporters list for initializers: onnxruntime
+    takes such an initializer for a default the caller may override, and
+    folds nothing into or out of it (SFace: 26.5 ms against 19.8)."""
     while True:
         used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
         dead = [n for n in g.node if n.op_type == "Constant" and not set(n.output) & used]
@@ -220,10 +222,13 @@ def unused_constants_dropped(g):
         for n in dead:
             g.node.remove(n)
     gone = {i.name for i in g.initializer} - used
-    for field in (g.initializer, g.input):
-        keep = [v for v in field if v.name not in gone]
-        del field[:]
-        field.extend(keep)
+    keep = [v for v in g.initializer if v.name not in gone]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    constants = {i.name for i in g.initializer}
+    inputs = [v for v in g.input if v.name not in constants | gone]
+    del g.input[:]
+    g.input.extend(inputs)
 
 
 def with_nodes(m, nodes, rewrites, step, pattern):
@@ -362,6 +367,79 @@ def two_class_softmax(data, model):
             helper.make_node("Concat", [f"{k}_pa", f"{k}_pb"], [y], axis=-1, name=f"{k}_concat"),
         ]
     return with_nodes(m, nodes, len(nodes) - len(g.node), "two-class-softmax", "Softmax over a last axis of 2")
+
+
+def fold_into_conv(data):
+    """Each BatchNormalization, or Mul or Add by a per-channel constant, that
+    is the only reader of a Conv's output, folded into that Conv's weights
+    and bias. onnxruntime makes the same folds when it loads a graph; tract
+    folds a batch norm into a convolution it runs as a matrix product, but
+    not into a depthwise one, nor PaddleOCR's scalar scale and shift after
+    each convolution, and runs each as a pass over memory
+    (docs/BENCHMARKS.md)."""
+    import onnx
+    from onnx import numpy_helper
+    import numpy as np
+    m = onnx.load_from_string(data)
+    g = m.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+                   if n.op_type == "Constant" and n.attribute[0].name == "value"})
+    graph_outputs = {o.name for o in g.output}
+
+    def per_channel(name, channels):
+        """A constant that broadcasts along the channel axis only, as [C]."""
+        v = consts.get(name)
+        if v is None or v.ndim > 4:
+            return None
+        if v.size == 1:
+            return np.full(channels, v.reshape(()), np.float32)
+        if v.size == channels and (v.shape in ((channels, 1, 1), (1, channels, 1, 1))):
+            return v.reshape(channels).astype(np.float32)
+        return None
+
+    def affine(n, x, channels):
+        """(scale, shift) per channel if node n maps x affinely, channel by channel."""
+        if n.op_type == "BatchNormalization" and len(n.output) == 1 and n.input[0] == x \
+                and all(i in consts for i in n.input[1:]):
+            eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-5)
+            gamma, beta, mean, var = (consts[i].astype(np.float64) for i in n.input[1:])
+            s = gamma / np.sqrt(var + eps)
+            return s, beta - mean * s
+        if n.op_type in ("Mul", "Add") and len(n.input) == 2:
+            other = n.input[1] if n.input[0] == x else n.input[0]
+            v = per_channel(other, channels)
+            if v is None:
+                return None
+            one, zero = np.ones(channels), np.zeros(channels)
+            return (v.astype(np.float64), zero) if n.op_type == "Mul" else (one, v.astype(np.float64))
+        return None
+
+    readers = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    folded = {}
+    for conv in g.node:
+        if conv.op_type != "Conv" or not all(i in consts for i in conv.input[1:]):
+            continue
+        while conv.output[0] not in graph_outputs and len(after := readers.get(conv.output[0], [])) == 1:
+            w = consts[conv.input[1]]
+            ab = affine(after[0], conv.output[0], w.shape[0])
+            if ab is None:
+                break
+            scale, shift = ab
+            bias = consts[conv.input[2]] if len(conv.input) > 2 else np.zeros(w.shape[0], np.float32)
+            k = f"{conv.name or conv.output[0]}_folded{len(folded)}"
+            for name, v in ((f"{k}_w", w * scale[:, None, None, None]), (f"{k}_b", bias * scale + shift)):
+                consts[name] = v.astype(np.float32)
+                g.initializer.append(numpy_helper.from_array(consts[name], name))
+            del conv.input[1:]
+            conv.input.extend([f"{k}_w", f"{k}_b"])
+            conv.output[0] = after[0].output[0]
+            folded[id(after[0])] = after[0]
+    nodes = [n for n in g.node if id(n) not in folded]
+    return with_nodes(m, nodes, len(folded), "fold-into-conv", "Conv followed by a per-channel affine map")
 
 
 def pad_embedding(data, dim=512):
@@ -505,7 +583,8 @@ def quantize_int8(model, base_file, cache_dir, recalibrate):
 
 # Graph rewrites that must leave the model's function as it was: each one's
 # result is run against its input on onnxruntime before it is hashed.
-REWRITES = {"split-prelu": split_prelu, "fuse-hardswish": fuse_hardswish, "two-class-softmax": two_class_softmax}
+REWRITES = {"split-prelu": split_prelu, "fuse-hardswish": fuse_hardswish, "two-class-softmax": two_class_softmax,
+            "fold-into-conv": fold_into_conv}
 NEEDS_MODEL = {"two-class-softmax"}  # steps that also read the model's manifest entry
 STEPS = {"strip-shapes": strip_shapes, "drop-value-info": drop_value_info, "pad-embedding-512": pad_embedding,
          **REWRITES}
