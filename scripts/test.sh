@@ -29,6 +29,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The systemd units (verify, exposure budget) and the Yocto layer (lint,
 # crate list in step with Cargo.lock).
 scripts/check-deploy.sh
+# The fetch-time graph rewrites on small graphs of their own, in the models'
+# venv (scripts/setup-models.sh made it): what each rewrites and leaves alone,
+# and that the check after each refuses a changed function.
+PYTHONDONTWRITEBYTECODE=1 "${XDG_CACHE_HOME:-$HOME/.cache}/wayside/venv/bin/python" \
+  -m unittest discover -s models -p 'test_*.py'
 # The Elasticsearch backend's tests run against an ES 8 API emulator
 # (noida-db, pinned); set WAYSIDE_ES_URL yourself to use a real cluster.
 if [[ -z "${WAYSIDE_ES_URL:-}" ]]; then
