@@ -421,7 +421,8 @@ def fold_into_conv(data):
             readers.setdefault(i, []).append(n)
     folded = {}
     for conv in g.node:
-        if conv.op_type != "Conv" or not all(i in consts for i in conv.input[1:]):
+        # 2-D convolutions only: a [C, 1, 1] constant is per channel on their NCHW output alone
+        if conv.op_type != "Conv" or not all(i in consts for i in conv.input[1:]) or consts[conv.input[1]].ndim != 4:
             continue
         while conv.output[0] not in graph_outputs and len(after := readers.get(conv.output[0], [])) == 1:
             w = consts[conv.input[1]]
