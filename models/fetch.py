@@ -209,14 +209,15 @@ def drop_value_info(data):
     return onnx_bytes(m)
 
 
-def unused_constants_dropped(g):
-    """Drop Constant nodes and initializers that nothing reads any more, and
-    the graph inputs older exporters list for initializers: onnxruntime
-    takes such an initializer for a default the caller may override, and
-    folds nothing into or out of it (SFace: 26.5 ms against 19.8)."""
+def unread_dropped(g):
+    """Drop nodes and initializers that nothing reads any more (an ONNX
+    node has no effect but its outputs), and the graph inputs older
+    exporters list for initializers: onnxruntime takes such an initializer
+    for a default the caller may override, and folds nothing into or out of
+    it (SFace: 26.5 ms against 19.8)."""
     while True:
         used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-        dead = [n for n in g.node if n.op_type == "Constant" and not set(n.output) & used]
+        dead = [n for n in g.node if not set(n.output) & used]
         if not dead:
             break
         for n in dead:
@@ -239,7 +240,7 @@ def with_nodes(m, nodes, rewrites, step, pattern):
         raise FetchError(f"{step}: no {pattern} in the graph")
     del m.graph.node[:]
     m.graph.node.extend(nodes)
-    unused_constants_dropped(m.graph)
+    unread_dropped(m.graph)
     onnx.checker.check_model(m)
     return onnx_bytes(m)
 
@@ -342,11 +343,7 @@ def two_class_softmax(data, model):
     import numpy as np
     m = onnx.load_from_string(data)
     g = m.graph
-    softmaxes = [n for n in g.node if n.op_type == "Softmax"]
-    probe = onnx.load_from_string(data)
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n.input[0]) for n in softmaxes)
-    probed = run_on_random(probe, model)[len(g.output):]
-    shape = {n.input[0]: o.shape for n, o in zip(softmaxes, probed)}
+    shape = probed_shapes(data, model, [n.input[0] for n in g.node if n.op_type == "Softmax"])
     for name, v in {"softmax2_0": 0, "softmax2_1": 1, "softmax2_2": 2, "softmax2_axis": -1}.items():
         g.initializer.append(numpy_helper.from_array(np.array([v], np.int64), name))
     nodes = []
@@ -367,6 +364,43 @@ def two_class_softmax(data, model):
             helper.make_node("Concat", [f"{k}_pa", f"{k}_pb"], [y], axis=-1, name=f"{k}_concat"),
         ]
     return with_nodes(m, nodes, len(nodes) - len(g.node), "two-class-softmax", "Softmax over a last axis of 2")
+
+
+def resize_by_scales(data, model):
+    """Each nearest-neighbour Resize whose output size the graph computes
+    from another tensor's shape (an FPN's upsample to its lateral's size)
+    given instead as the constant integer scales that size is at the
+    manifest's input size. tract replicates pixels for a Resize by constant
+    integer scales, and otherwise runs its generic resampler, 8 % of the
+    plate detector (docs/BENCHMARKS.md). The file then holds for inputs
+    where those scales hold, as the manifest's fixed size does; onnxruntime
+    runs the graph once at that size to read them."""
+    import onnx
+    from onnx import numpy_helper
+    import numpy as np
+    m = onnx.load_from_string(data)
+    g = m.graph
+    inits = {i.name for i in g.initializer}
+
+    def nearest(n):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        return n.op_type == "Resize" and attrs.get("mode") == b"nearest" and len(n.input) == 4 \
+            and n.input[3] and n.input[3] not in inits
+
+    resizes = [n for n in g.node if nearest(n)]
+    shape = probed_shapes(data, model, [v for n in resizes for v in (n.input[0], n.output[0])])
+    count = 0
+    for n in resizes:
+        before, after = shape[n.input[0]], shape[n.output[0]]
+        scales = [b // a for a, b in zip(before, after)]
+        if any(a * s != b for a, b, s in zip(before, after, scales)):
+            continue
+        name = f"{n.name or n.output[0]}_scales"
+        g.initializer.append(numpy_helper.from_array(np.array(scales, np.float32), name))
+        n.input[2], n.input[3] = name, ""
+        del n.input[3]
+        count += 1
+    return with_nodes(m, list(g.node), count, "resize-by-scales", "nearest Resize to a computed size")
 
 
 def fold_into_conv(data):
@@ -585,8 +619,8 @@ def quantize_int8(model, base_file, cache_dir, recalibrate):
 # Graph rewrites that must leave the model's function as it was: each one's
 # result is run against its input on onnxruntime before it is hashed.
 REWRITES = {"split-prelu": split_prelu, "fuse-hardswish": fuse_hardswish, "two-class-softmax": two_class_softmax,
-            "fold-into-conv": fold_into_conv}
-NEEDS_MODEL = {"two-class-softmax"}  # steps that also read the model's manifest entry
+            "fold-into-conv": fold_into_conv, "resize-by-scales": resize_by_scales}
+NEEDS_MODEL = {"two-class-softmax", "resize-by-scales"}  # steps that also read the model's manifest entry
 STEPS = {"strip-shapes": strip_shapes, "drop-value-info": drop_value_info, "pad-embedding-512": pad_embedding,
          **REWRITES}
 
@@ -607,6 +641,18 @@ def run_on_random(graph, model):
     import crosscheck
     sess = crosscheck.session(graph if isinstance(graph, bytes) else onnx_bytes(graph))
     return sess.run(None, {sess.get_inputs()[0].name: random_input(model)})
+
+
+def probed_shapes(data, model, names):
+    """The shapes of the named tensors when onnxruntime runs the graph on
+    random_input: for rewrites that depend on a shape the exporter left
+    symbolic."""
+    import onnx
+    names = list(dict.fromkeys(names))  # a graph output is named once
+    probe = onnx.load_from_string(data)
+    outputs = len(probe.graph.output)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    return {n: o.shape for n, o in zip(names, run_on_random(probe, model)[outputs:])}
 
 
 def check_same_function(model, step, before, after, tolerance=1e-4):

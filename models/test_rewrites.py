@@ -129,6 +129,26 @@ class OtherRewrites(unittest.TestCase):
         with self.assertRaisesRegex(fetch.FetchError, "no Softmax"):
             fetch.two_class_softmax(softmax_of([1, SIZE * SIZE, 3]), SPEC)
 
+    def test_resize_by_scales_only_where_a_computed_size_is_an_integer_multiple(self):
+        pool = helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+        resize = helper.make_node("Resize", ["p", "", "", "size"], ["y"], mode="nearest",
+                                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        # an FPN's upsample: the pooled map resized to the size of another tensor
+        before = graph([pool, helper.make_node("Shape", ["x"], ["size"]), resize], {}, ["y"])
+        after = fetch.resize_by_scales(before, SPEC)
+        self.assertEqual(ops(after), ["MaxPool", "Resize"])
+        fetch.check_same_function(SPEC, "resize-by-scales", before, after)
+        constant_size = graph([pool, resize], {"size": np.array([1, 3, 6, 6], np.int64)}, ["y"])
+        two_less = graph([pool, helper.make_node("Shape", ["x"], ["s"]),
+                          helper.make_node("Slice", ["s", "two", "four"], ["hw"]),
+                          helper.make_node("Sub", ["hw", "two"], ["hw2"]),
+                          helper.make_node("Concat", ["nc", "hw2"], ["size"], axis=0), resize],
+                         {"two": np.array([2], np.int64), "four": np.array([4], np.int64),
+                          "nc": np.array([1, 3], np.int64)}, ["y"])  # 4 -> 6: 1.5 times
+        for left_alone in (constant_size, two_less):
+            with self.assertRaisesRegex(fetch.FetchError, "no nearest Resize"):
+                fetch.resize_by_scales(left_alone, SPEC)
+
 
 if __name__ == "__main__":
     unittest.main()
