@@ -648,11 +648,10 @@ def probed_shapes(data, model, names):
     random_input: for rewrites that depend on a shape the exporter left
     symbolic."""
     import onnx
-    names = list(dict.fromkeys(names))  # a graph output is named once
     probe = onnx.load_from_string(data)
-    outputs = len(probe.graph.output)
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-    return {n: o.shape for n, o in zip(names, run_on_random(probe, model)[outputs:])}
+    present = {o.name for o in probe.graph.output}  # a graph output is named once
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in present)
+    return {o.name: t.shape for o, t in zip(probe.graph.output, run_on_random(probe, model))}
 
 
 def check_same_function(model, step, before, after, tolerance=1e-4):
