@@ -222,12 +222,11 @@ def unread_dropped(g):
             break
         for n in dead:
             g.node.remove(n)
-    gone = {i.name for i in g.initializer} - used
-    keep = [v for v in g.initializer if v.name not in gone]
+    initializers = {i.name for i in g.initializer}
+    keep = [v for v in g.initializer if v.name in used]
     del g.initializer[:]
     g.initializer.extend(keep)
-    constants = {i.name for i in g.initializer}
-    inputs = [v for v in g.input if v.name not in constants | gone]
+    inputs = [v for v in g.input if v.name not in initializers]
     del g.input[:]
     g.input.extend(inputs)
 
@@ -397,7 +396,7 @@ def resize_by_scales(data, model):
             continue
         name = f"{n.name or n.output[0]}_scales"
         g.initializer.append(numpy_helper.from_array(np.array(scales, np.float32), name))
-        n.input[2], n.input[3] = name, ""
+        n.input[2] = name
         del n.input[3]
         count += 1
     return with_nodes(m, list(g.node), count, "resize-by-scales", "nearest Resize to a computed size")
