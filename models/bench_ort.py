@@ -6,7 +6,12 @@ fresh child process: warm-up, then N timed runs; prints one JSON line
   {"model", "threads", "median_ms", "p90_ms", "rss_mb", "runs"}
 rss_mb is the child's peak resident set (model + session + buffers).
 
-Usage: bench_ort.py [--runs N] [--warmup W] [--threads 1,2] [MODEL_ID ...]
+With --batch N it asks instead whether batching pays: N runs on the input
+against one run on N copies of it, alternating, with the batch dimension the
+exporters fixed at 1 made free; it prints the median time per input of each,
+  {"model", "threads", "single_ms", "batch_ms", "batch", "runs"}
+
+Usage: bench_ort.py [--runs N] [--warmup W] [--threads 1,2] [--batch N] [MODEL_ID ...]
 """
 import argparse
 import json
@@ -45,16 +50,52 @@ def child(model_file, input_npy, threads, runs, warmup):
     }
 
 
+def batch_free(model_file):
+    """The model, serialised, with a free first dimension on its inputs and outputs."""
+    import onnx
+    m = onnx.load(str(model_file))
+    for v in [*m.graph.input, *m.graph.output]:
+        if v.type.tensor_type.shape.dim:  # some outputs carry no shape
+            v.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del m.graph.value_info[:]  # shapes inferred for a batch of 1
+    return m.SerializeToString()
+
+
+def child_batched(model_file, input_npy, threads, runs, warmup, n):
+    import numpy as np
+    sys.path.insert(0, str(HERE))
+    import crosscheck
+    sess = crosscheck.session(batch_free(model_file), threads)
+    name = sess.get_inputs()[0].name
+    x = np.load(input_npy)
+    one, many = {name: x}, {name: np.concatenate([x] * n)}
+    t = ([], [])
+    for r in range(warmup + runs):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sess.run(None, one)
+        t1 = time.perf_counter()
+        sess.run(None, many)
+        t2 = time.perf_counter()
+        if r >= warmup:
+            t[0].append((t1 - t0) * 1000 / n)
+            t[1].append((t2 - t1) * 1000 / n)
+    mid = lambda v: round(sorted(v)[len(v) // 2], 2)
+    return {"single_ms": mid(t[0]), "batch_ms": mid(t[1]), "batch": n, "runs": runs}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*")
     ap.add_argument("--runs", type=int, default=int(os.environ.get("WAYSIDE_BENCH_RUNS", 30)))
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--child", nargs=3, metavar=("MODEL_FILE", "INPUT_NPY", "THREADS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.child[0], a.child[1], int(a.child[2]), a.runs, a.warmup)))
+        args = (a.child[0], a.child[1], int(a.child[2]), a.runs, a.warmup)
+        print(json.dumps(child_batched(*args, a.batch) if a.batch else child(*args)))
         return
     man = tomllib.loads((HERE / "manifest.toml").read_text())
     cache = Path(os.environ.get("WAYSIDE_MODELS_DIR") or HERE / "cache").resolve()
@@ -69,7 +110,7 @@ def main():
             sys.exit(f"bench_ort: {npy} missing: run scripts/setup-models.sh first")
         for th in (int(t) for t in a.threads.split(",")):
             r = subprocess.run([sys.executable, __file__, "--runs", str(a.runs), "--warmup", str(a.warmup),
-                                "--child", str(cache / m["file"]), str(npy), str(th)],
+                                "--batch", str(a.batch), "--child", str(cache / m["file"]), str(npy), str(th)],
                                capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"bench_ort: {mid} failed:\n{r.stderr}")

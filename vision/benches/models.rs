@@ -11,14 +11,16 @@
 //! versions, one table) goes to stdout.
 //!
 //! ```text
-//! scripts/bench.sh [--runs N] [--threads 1,2] [--tract-only] [--profile] [MODEL_ID ...]
+//! scripts/bench.sh [--runs N] [--threads 1,2] [--tract-only] [--profile [--batch N]] [MODEL_ID ...]
 //! scripts/bench.sh --against DIR [--rounds 8] [--runs N] [--threads 1] [MODEL_ID ...]
+//! scripts/bench.sh --batch N [--runs N] [--threads 1] [--tract-only] [MODEL_ID ...]
 //! cargo bench -p wayside-vision --bench models -- [same options]
 //! ```
 //!
 //! `--profile` measures no onnxruntime and no memory: it prints, per model
 //! and thread count, tract's time per operator (optimised plan, summed over
-//! the runs), in this process: where a model's time goes.
+//! the runs), in this process: where a model's time goes. With `--batch N`,
+//! at a batch of N.
 //!
 //! `--against DIR` compares two model caches instead, for a graph rewrite
 //! made in `models/fetch.py`: tract only, one child per model and cache,
@@ -26,6 +28,12 @@
 //! so that load from elsewhere falls on both; it prints the median of the
 //! children's medians and its range for each. DIR needs the model files and
 //! their `crosscheck/` inputs.
+//!
+//! `--batch N` asks whether batching pays: per model, one inference over N
+//! copies of the input against N inferences over one, alternating, in tract
+//! (in this process) and in onnxruntime (`bench_ort.py --batch N`, which
+//! frees the batch dimension the exporters fixed at 1). It prints the time
+//! per input of each and their ratio.
 //!
 //! `--runs` defaults to `$WAYSIDE_BENCH_RUNS` or 30, after 3 warm-up runs (the
 //! same defaults as `bench_ort.py`). `--panel-threshold`, `--mac-threshold` and
@@ -61,10 +69,11 @@ fn main() -> ExitCode {
         eprintln!("models bench: not run outside `cargo bench` (scripts/bench.sh runs it)");
         Ok(())
     } else {
-        Options::parse(&args).and_then(|o| match (&o.against, o.profile) {
-            (Some(dir), _) => against(&o, dir),
-            (None, true) => profile(&o),
-            (None, false) => parent(&o),
+        Options::parse(&args).and_then(|o| match (&o.against, o.profile, o.batch) {
+            (Some(dir), _, _) => against(&o, dir),
+            (None, true, _) => profile(&o),
+            (None, false, Some(n)) => batched(&o, n),
+            (None, false, None) => parent(&o),
         })
     };
     match result {
@@ -86,6 +95,8 @@ struct Options {
     /// A second model cache to compare this one with, and how many rounds.
     against: Option<PathBuf>,
     rounds: usize,
+    /// Inputs per inference to compare with one at a time.
+    batch: Option<usize>,
     /// tract-linalg threading gates, passed through to the tract children.
     gates: Gates,
 }
@@ -152,6 +163,7 @@ impl Options {
             profile: false,
             against: None,
             rounds: 8,
+            batch: None,
             gates: Gates::default(),
         };
         let mut it = args.iter();
@@ -163,6 +175,7 @@ impl Options {
                 "--profile" => o.profile = true,
                 "--against" => o.against = Some(PathBuf::from(value(a)?)),
                 "--rounds" => o.rounds = number(a, value(a)?)?,
+                "--batch" => o.batch = Some(number(a, value(a)?)?),
                 "--runs" => o.runs = number(a, value(a)?)?,
                 "--threads" => {
                     o.threads = value(a)?
@@ -177,8 +190,8 @@ impl Options {
                 id => o.models.push(id.to_string()),
             }
         }
-        if o.runs == 0 || o.rounds == 0 {
-            return Err("--runs and --rounds must be at least 1".into());
+        if o.runs == 0 || o.rounds == 0 || o.batch == Some(0) {
+            return Err("--runs, --rounds and --batch must be at least 1".into());
         }
         Ok(o)
     }
@@ -213,7 +226,7 @@ fn child(args: &[String]) -> Result<(), String> {
     runtime::set_threads(threads);
 
     let t0 = Instant::now();
-    let (mut session, shape, data) = open(id)?;
+    let (mut session, shape, data) = open(id, 1)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let mut run = || -> Result<f64, String> {
@@ -264,15 +277,23 @@ fn peak_rss_mb() -> f64 {
 
 /// Model `id` loaded as the daemon loads it, one session of it, and its
 /// cross-check input (shape and values).
-fn open(id: &str) -> Result<(Session, Vec<usize>, Vec<f32>), String> {
+/// A session on model `id` with its cross-check input, repeated `batch` times
+/// along the first axis.
+fn open(id: &str, batch: usize) -> Result<(Session, Vec<usize>, Vec<f32>), String> {
     let entry = manifest()?
         .model
         .into_iter()
         .find(|m| m.id == id)
         .ok_or(format!("no model {id} in the manifest"))?;
     let input = crosscheck_input(id)?;
-    let shape = input.shape().to_vec();
-    let data: Vec<f32> = input.iter().copied().collect();
+    let mut shape = input.shape().to_vec();
+    shape[0] *= batch;
+    let data: Vec<f32> = input
+        .iter()
+        .copied()
+        .cycle()
+        .take(input.len() * batch)
+        .collect();
     let model = Model::load(
         &models_dir().join(&entry.file),
         std::slice::from_ref(&shape),
@@ -290,7 +311,7 @@ fn profile(o: &Options) -> Result<(), String> {
     for id in model_ids(o)? {
         for &threads in &o.threads {
             runtime::set_threads(threads);
-            let (mut session, shape, data) = open(&id)?;
+            let (mut session, shape, data) = open(&id, o.batch.unwrap_or(1))?;
             let input = || runtime::tensor(&shape, data.clone()).map_err(|e| e.to_string());
             for _ in 0..WARMUP {
                 session.run(vec![input()?]).map_err(|e| e.to_string())?;
@@ -309,7 +330,8 @@ fn profile(o: &Options) -> Result<(), String> {
             let total: Duration = per_op.values().map(|(t, _)| *t).sum();
             let per_run = |t: Duration| t.as_secs_f64() * 1e3 / o.runs as f64;
             println!(
-                "\n### `{id}`, {threads} thread(s): {:.1} ms a run in its nodes ({} runs after {WARMUP} warm-ups)\n",
+                "\n### `{id}`, {threads} thread(s), batch of {}: {:.1} ms a run in its nodes ({} runs after {WARMUP} warm-ups)\n",
+                shape[0],
                 per_run(total),
                 o.runs
             );
@@ -381,6 +403,86 @@ fn against(o: &Options, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+// ------------------------------------------------------------------- batch ---
+
+/// `--batch N`: one inference over N inputs against N over one, per input.
+fn batched(o: &Options, n: usize) -> Result<(), String> {
+    o.gates.apply();
+    let python = (!o.tract_only).then(venv_python).transpose()?;
+    println!(
+        "tract {}, {n} inputs a round, {} rounds after {WARMUP} warm-ups, N runs of one and one \
+         run of N alternating; ms per input, median; load average at start {}\n",
+        locked_version("tract-onnx"),
+        o.runs,
+        first3(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
+    );
+    println!(
+        "| model | threads | tract, {n} × 1 | tract, 1 × {n} | ratio | onnxruntime, {n} × 1 | \
+         onnxruntime, 1 × {n} | ratio |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let cells = |(one, whole): (f64, f64)| format!("{one:.1} | {whole:.1} | {:.2}×", whole / one);
+    for id in model_ids(o)? {
+        for &threads in &o.threads {
+            eprintln!("[bench] {id}, {threads} thread(s): batches of {n}");
+            runtime::set_threads(threads);
+            // A graph that fixes its batch at 1 past the input may not load
+            // at N: a row that says so, not the end of the report.
+            let tract = tract_batched(&id, n, o.runs).map_or_else(
+                |e| format!("— | {} | —", e.lines().next().unwrap_or_default()),
+                cells,
+            );
+            let ort = match &python {
+                Some(py) => {
+                    let v = json_line(
+                        bench_ort(py)
+                            .args(["--runs", &o.runs.to_string(), "--batch", &n.to_string()])
+                            .args(["--threads", &threads.to_string(), &id]),
+                    )?;
+                    let ms = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+                    cells((ms("single_ms"), ms("batch_ms")))
+                }
+                None => "— | — | —".into(),
+            };
+            println!("| `{id}` | {threads} | {tract} | {ort} |");
+        }
+    }
+    Ok(())
+}
+
+/// tract's median ms per input: `n` runs of one input, and one run of `n`.
+fn tract_batched(id: &str, n: usize, runs: usize) -> Result<(f64, f64), String> {
+    let (mut single, single_shape, single_data) = open(id, 1)?;
+    let (mut batch, batch_shape, batch_data) = open(id, n)?;
+    let mut per_input = [vec![], vec![]];
+    for round in 0..WARMUP + runs {
+        // Inputs are copied outside the timed region.
+        let singles = (0..n)
+            .map(|_| runtime::tensor(&single_shape, single_data.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let whole = runtime::tensor(&batch_shape, batch_data.clone()).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        for x in singles {
+            single.run(vec![x]).map_err(|e| e.to_string())?;
+        }
+        let took_singles = t.elapsed();
+        let t = Instant::now();
+        batch.run(vec![whole]).map_err(|e| e.to_string())?;
+        let took_whole = t.elapsed();
+        if round >= WARMUP {
+            for (side, took) in [took_singles, took_whole].into_iter().enumerate() {
+                per_input[side].push(took.as_secs_f64() * 1e3 / n as f64);
+            }
+        }
+    }
+    let [one, whole] = per_input.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        percentiles(&v).0
+    });
+    Ok((one, whole))
+}
+
 // ------------------------------------------------------------------ parent ---
 
 /// One (model, threads) row of the table.
@@ -417,11 +519,7 @@ fn parent(o: &Options) -> Result<(), String> {
                 Some(py) => {
                     eprintln!("[bench] {id}, {threads} thread(s): onnxruntime");
                     Some(json_line(
-                        Command::new(py)
-                            .arg(
-                                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                                    .join("../models/bench_ort.py"),
-                            )
+                        bench_ort(py)
                             .args([
                                 "--runs",
                                 &o.runs.to_string(),
@@ -707,6 +805,13 @@ fn venv_python() -> Result<PathBuf, String> {
             python.display()
         ))
     }
+}
+
+/// `models/bench_ort.py` run by `python`, arguments to follow.
+fn bench_ort(python: &Path) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/bench_ort.py"));
+    cmd
 }
 
 fn self_exe() -> Result<PathBuf, String> {
