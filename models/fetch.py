@@ -402,6 +402,51 @@ def resize_by_scales(data, model):
     return with_nodes(m, list(g.node), count, "resize-by-scales", "nearest Resize to a computed size")
 
 
+def pool_by_rows(data):
+    """Each 2x2 MaxPool of stride 2 as the larger of each pair of rows and
+    then a 1x2 MaxPool of stride 2: the same values. The pair of rows is
+    laid side by side by a Reshape to [N, C, H/2, 2W] and split by two
+    Slices. tract 0.23.9 runs a 2x2 pool of stride 2 through its generic
+    loop (YuNet's four: 24 % of the model) but a Max and a 1-D pool at
+    memory speed (docs/BENCHMARKS.md). W is read from the tensor, so the
+    model still takes any input size whose pooled maps have even heights:
+    YuNet runs at multiples of 32, which its strides halve five times."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+    m = onnx.load_from_string(data)
+    g = m.graph
+    consts = {"rows_head": [0, 0, -1], "rows_three": [3], "rows_two": [2], "rows_zero": [0]}
+    g.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items())
+
+    def plain_2x2(n):
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        return n.op_type == "MaxPool" and len(n.output) == 1 and a.get("kernel_shape") == [2, 2] \
+            and a.get("strides") == [2, 2] and not any(a.get("pads", [])) and not a.get("ceil_mode", 0) \
+            and a.get("dilations", [1, 1]) == [1, 1] and a.get("auto_pad", b"NOTSET") == b"NOTSET"
+
+    nodes, count = [], 0
+    for n in g.node:
+        if not plain_2x2(n):
+            nodes.append(n)
+            continue
+        x, p = n.input[0], n.name or n.output[0]
+        nodes += [
+            helper.make_node("Shape", [x], [f"{p}_shape"]),
+            helper.make_node("Gather", [f"{p}_shape", "rows_three"], [f"{p}_w"]),
+            helper.make_node("Mul", [f"{p}_w", "rows_two"], [f"{p}_2w"]),
+            helper.make_node("Concat", ["rows_head", f"{p}_2w"], [f"{p}_pairs_shape"], axis=0),
+            helper.make_node("Reshape", [x, f"{p}_pairs_shape"], [f"{p}_pairs"]),
+            helper.make_node("Slice", [f"{p}_pairs", "rows_zero", f"{p}_w", "rows_three"], [f"{p}_upper"]),
+            helper.make_node("Slice", [f"{p}_pairs", f"{p}_w", f"{p}_2w", "rows_three"], [f"{p}_lower"]),
+            helper.make_node("Max", [f"{p}_upper", f"{p}_lower"], [f"{p}_rows"]),
+            helper.make_node("MaxPool", [f"{p}_rows"], [n.output[0]], name=f"{p}_columns",
+                             kernel_shape=[1, 2], strides=[1, 2]),
+        ]
+        count += 1
+    return with_nodes(m, nodes, count, "pool-by-rows", "2x2 MaxPool of stride 2")
+
+
 def fold_into_conv(data):
     """Each BatchNormalization, or Mul or Add by a per-channel constant, that
     is the only reader of a Conv's output, folded into that Conv's weights
@@ -618,7 +663,7 @@ def quantize_int8(model, base_file, cache_dir, recalibrate):
 # Graph rewrites that must leave the model's function as it was: each one's
 # result is run against its input on onnxruntime before it is hashed.
 REWRITES = {"split-prelu": split_prelu, "fuse-hardswish": fuse_hardswish, "two-class-softmax": two_class_softmax,
-            "fold-into-conv": fold_into_conv, "resize-by-scales": resize_by_scales}
+            "fold-into-conv": fold_into_conv, "resize-by-scales": resize_by_scales, "pool-by-rows": pool_by_rows}
 NEEDS_MODEL = {"two-class-softmax", "resize-by-scales"}  # steps that also read the model's manifest entry
 STEPS = {"strip-shapes": strip_shapes, "drop-value-info": drop_value_info, "pad-embedding-512": pad_embedding,
          **REWRITES}

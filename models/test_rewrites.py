@@ -150,5 +150,21 @@ class OtherRewrites(unittest.TestCase):
                 fetch.resize_by_scales(left_alone, SPEC)
 
 
+    def test_pool_by_rows_only_for_a_plain_2x2_pool_of_stride_2(self):
+        def pooled(**attrs):
+            return graph([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], {}, ["y"])
+        before = pooled(kernel_shape=[2, 2], strides=[2, 2])
+        after = fetch.pool_by_rows(before)
+        self.assertEqual(ops(after).count("MaxPool"), 1)
+        self.assertIn("Max", ops(after))
+        fetch.check_same_function(SPEC, "pool-by-rows", before, after)
+        for left_alone in (pooled(kernel_shape=[3, 3], strides=[2, 2]),
+                           pooled(kernel_shape=[2, 2], strides=[1, 1]),
+                           pooled(kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1]),
+                           pooled(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)):
+            with self.assertRaisesRegex(fetch.FetchError, "no 2x2 MaxPool"):
+                fetch.pool_by_rows(left_alone)
+
+
 if __name__ == "__main__":
     unittest.main()
