@@ -27,13 +27,18 @@ sys.dont_write_bytecode = True  # keep models/ free of __pycache__
 HERE = Path(__file__).resolve().parent
 
 
-def child(model_file, input_npy, threads, runs, warmup):
+def session_and_input(model, input_npy, threads):
+    """An onnxruntime session on `model` (path or bytes), its input's name and the input."""
     import numpy as np
     sys.path.insert(0, str(HERE))
     import crosscheck
-    sess = crosscheck.session(model_file, threads)
-    x = np.load(input_npy)
-    feed = {sess.get_inputs()[0].name: x}
+    sess = crosscheck.session(model, threads)
+    return sess, sess.get_inputs()[0].name, np.load(input_npy)
+
+
+def child(model_file, input_npy, threads, runs, warmup):
+    sess, name, x = session_and_input(model_file, input_npy, threads)
+    feed = {name: x}
     for _ in range(warmup):
         sess.run(None, feed)
     t = []
@@ -63,11 +68,7 @@ def batch_free(model_file):
 
 def child_batched(model_file, input_npy, threads, runs, warmup, n):
     import numpy as np
-    sys.path.insert(0, str(HERE))
-    import crosscheck
-    sess = crosscheck.session(batch_free(model_file), threads)
-    name = sess.get_inputs()[0].name
-    x = np.load(input_npy)
+    sess, name, x = session_and_input(batch_free(model_file), input_npy, threads)
     one, many = {name: x}, {name: np.concatenate([x] * n)}
     t = ([], [])
     for r in range(warmup + runs):

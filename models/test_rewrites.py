@@ -149,7 +149,6 @@ class OtherRewrites(unittest.TestCase):
             with self.assertRaisesRegex(fetch.FetchError, "no nearest Resize"):
                 fetch.resize_by_scales(left_alone, SPEC)
 
-
     def test_pool_by_rows_only_for_a_plain_2x2_pool_of_stride_2(self):
         def pooled(**attrs):
             return graph([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], {}, ["y"])

@@ -193,6 +193,9 @@ impl Options {
         if o.runs == 0 || o.rounds == 0 || o.batch == Some(0) {
             return Err("--runs, --rounds and --batch must be at least 1".into());
         }
+        if o.against.is_some() && o.batch.is_some() {
+            return Err("--against compares files one input at a time: no --batch with it".into());
+        }
         Ok(o)
     }
 }
