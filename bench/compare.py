@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import BENCH, CACHE, ROOT, run_measured, vtest_clip
+from harness import BENCH, CACHE, ROOT, exported_model, run_measured, vtest_clip
 
 REFERENCE = ROOT / "bench" / "reference" / "pipeline.py"
 ARRAYS = ("pedestrian_counts", "vehicle_counts", "pedestrians_per_interval", "vehicles_per_interval")
@@ -63,7 +63,7 @@ def commands(args, clip: Path) -> dict[str, list[str]]:
     common = ["--interval", str(args.interval)] + (["--line", args.line] if args.line else [])
     return {
         "wayside": [str(args.wayside), "process", "--json", *common, str(clip)],
-        "reference": [args.python, str(REFERENCE), "--model", str(CACHE / "detector.onnx"),
+        "reference": [args.python, str(REFERENCE), "--model", str(exported_model("detector")),
                       "--threads", str(args.threads), "--resize", args.resize,
                       "--trim-padding", str(args.trim_padding), *common, str(clip)],
     }

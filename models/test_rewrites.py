@@ -8,6 +8,7 @@ models do not.
 """
 import sys
 import unittest
+from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep models/ free of __pycache__
 
@@ -95,6 +96,23 @@ class Check(unittest.TestCase):
             fetch.check_same_function(SPEC, "a step", before, after)
 
 
+class Exported(unittest.TestCase):
+    def test_the_exported_copy_gets_every_step_but_the_rewrites(self):
+        before = graph([helper.make_node("PRelu", ["x", "slope"], ["y"])], {"slope": (3, 1, 1)}, ["y"])
+        m = onnx.load_from_string(before)
+        m.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+        m.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
+        data, plain = fetch.converted(SPEC, m.SerializeToString(), ["split-prelu", "strip-shapes"])
+        self.assertNotIn("PRelu", ops(data))
+        self.assertEqual(ops(plain), ["PRelu"])
+        for out in (data, plain):
+            self.assertFalse(onnx.load_from_string(out).graph.output[0].type.tensor_type.HasField("shape"))
+        rewritten = {"id": "m", "file": "m.onnx", "convert": ["strip-shapes", "split-prelu"]}
+        plain_only = {"id": "m", "file": "m.onnx", "convert": "strip-shapes"}
+        self.assertEqual(fetch.exported_path(rewritten, Path("c")), Path("c/exported/m.onnx"))
+        self.assertEqual(fetch.exported_path(plain_only, Path("c")), Path("c/m.onnx"))
+
+
 class OtherRewrites(unittest.TestCase):
     def test_split_prelu_keeps_the_function(self):
         before = graph([helper.make_node("PRelu", ["x", "slope"], ["y"])],
@@ -163,6 +181,28 @@ class OtherRewrites(unittest.TestCase):
                            pooled(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)):
             with self.assertRaisesRegex(fetch.FetchError, "no 2x2 MaxPool"):
                 fetch.pool_by_rows(left_alone)
+
+    def test_bilinear_by_shifts_only_for_half_pixel_scales_of_2_and_a_half(self):
+        def resized(scales, opset=13, **attrs):
+            attrs = {"mode": "linear", **attrs}
+            return graph([helper.make_node("Resize", ["x", "", "s"], ["y"], **attrs)],
+                         {"s": np.array(scales, np.float32)}, ["y"], opset)
+        # down then up: the edges of both, and a map the rewrite itself made
+        before = graph([helper.make_node("Resize", ["x", "", "half"], ["d"], mode="linear"),
+                        helper.make_node("Resize", ["d", "", "two"], ["y"], mode="linear")],
+                       {"half": np.array([1, 1, 0.5, 0.5], np.float32), "two": np.array([1, 1, 2, 2], np.float32)},
+                       ["y", "d"])
+        after = fetch.bilinear_by_shifts(before)
+        self.assertNotIn("Resize", ops(after))
+        fetch.check_same_function(SPEC, "bilinear-by-shifts", before, after)
+        for left_alone in (resized([1, 1, 2, 2], mode="nearest"),
+                           resized([1, 1, 2, 2], coordinate_transformation_mode="align_corners"),
+                           resized([1, 1, 0.5, 0.5], coordinate_transformation_mode="asymmetric"),
+                           resized([1, 1, 0.5, 0.5], opset=18, antialias=1),
+                           resized([1, 1, 4, 4]),
+                           resized([1, 1, 2, 1])):
+            with self.assertRaisesRegex(fetch.FetchError, "no bilinear Resize"):
+                fetch.bilinear_by_shifts(left_alone)
 
 
 if __name__ == "__main__":

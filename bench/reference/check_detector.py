@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Do the reference's detector and the daemon's agree on the same pixels?
 
-Runs `wayside detect IMAGE` and the reference pipeline's Detector (same
-ONNX file, onnxruntime) on each image, and prints how many of the daemon's
-boxes the reference also found (same class, IoU > 0.9) and the median score
-difference of those. Feeding both one decoded image takes video decoding
+Runs `wayside detect IMAGE` and the reference pipeline's Detector (the
+same model as exported, without the rewrites for tract; onnxruntime) on
+each image, and prints how many of the daemon's boxes the reference also
+found (same class, IoU > 0.9) and the median score difference of those. Feeding both one decoded image takes video decoding
 out of the comparison: what is left is the letterbox and the runtime.
 
 Usage: check_detector.py [--wayside BIN] [--resize antialias|cv2] IMAGE...
@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,8 @@ import numpy as np
 from pipeline import COUNTED, Detector
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("WAYSIDE_MODELS_DIR", ROOT / "models" / "cache"))
+sys.path.insert(0, str(ROOT / "bench"))
+from harness import CACHE, exported_model  # noqa: E402
 NAMES = {"person": 0, "bicycle": 1, "car": 2, "motorcycle": 3, "bus": 5, "truck": 7}
 
 
@@ -43,7 +45,7 @@ def main():
     p.add_argument("--wayside", default=str(ROOT / "var" / "wayside-release"))
     p.add_argument("--resize", choices=("antialias", "cv2"), default="antialias")
     args = p.parse_args()
-    detector = Detector(str(CACHE / "detector.onnx"), 1, args.resize)
+    detector = Detector(str(exported_model("detector")), 1, args.resize)
     assert set(NAMES.values()) == set(COUNTED.tolist())
     for image in args.images:
         out = subprocess.run([args.wayside, "detect", image], check=True,

@@ -1,6 +1,9 @@
 //! Model latency: tract (through `wayside_vision::runtime`, as the daemon runs
 //! it) against onnxruntime (`models/bench_ort.py`) on the same cross-check
-//! input, in the same run, per model and thread count.
+//! input, in the same run, per model and thread count. tract runs the file
+//! the daemon loads. onnxruntime runs it too, and the model as its exporter
+//! wrote it where `models/fetch.py` rewrote it for tract, and keeps the
+//! faster: the reference is onnxruntime at its best.
 //!
 //! Every measurement runs in its own child process so that peak RSS belongs to
 //! one model: a tract child is this binary re-run with `--child`, an
@@ -620,7 +623,10 @@ fn print_report(
     );
     if let Some(b) = ort_base {
         println!(
-            "- onnxruntime {} (Python, CPUExecutionProvider, intra-op threads = T, sequential)",
+            "- onnxruntime {} (Python, CPUExecutionProvider, intra-op threads = T, sequential), \
+             on the daemon's file and on the model as exported (the cache's `exported/`, \
+             without the rewrites for tract), whichever is faster: \"exported\" marks where that \
+             was the exported one",
             b.get("version").and_then(Value::as_str).unwrap_or("?")
         );
     }
@@ -648,8 +654,12 @@ fn print_report(
                 let (om, op) = (f(v, "median_ms"), f(v, "p90_ms"));
                 let orss = f(v, "rss_mb");
                 log_ratios.push((r.threads, (tm / om).ln()));
+                let exported = v.get("graph").and_then(Value::as_str) == Some("exported");
                 (
-                    format!("{om:.1} / {op:.1}"),
+                    format!(
+                        "{om:.1} / {op:.1}{}",
+                        if exported { " (exported)" } else { "" }
+                    ),
                     format!("{:.2}x", tm / om),
                     format!("{orss:.0} ({:.0})", orss - base_o),
                 )
