@@ -7,7 +7,7 @@ each image, and prints how many of the daemon's boxes the reference also
 found (same class, IoU > 0.9) and the median score difference of those. Feeding both one decoded image takes video decoding
 out of the comparison: what is left is the letterbox and the runtime.
 
-Usage: check_detector.py [--wayside BIN] [--resize antialias|cv2] IMAGE...
+Usage: check_detector.py [--wayside BIN] [--resize antialias|cv2] [--trim-padding N] IMAGE...
 (with var/bench-venv/bin/python; frames can be cut with
 `ffmpeg -ss 10 -i CLIP -frames:v 1 frame.png`)
 """
@@ -44,8 +44,11 @@ def main():
     p.add_argument("images", nargs="+")
     p.add_argument("--wayside", default=str(ROOT / "var" / "wayside-release"))
     p.add_argument("--resize", choices=("antialias", "cv2"), default="antialias")
+    p.add_argument("--trim-padding", type=int, default=32, metavar="N",
+                   help="trim the letterbox padding in blocks of N, as the daemon does "
+                        "(the manifest's trim_padding); 0: the full 416x416")
     args = p.parse_args()
-    detector = Detector(str(exported_model("detector")), 1, args.resize)
+    detector = Detector(str(exported_model("detector")), 1, args.resize, args.trim_padding)
     assert set(NAMES.values()) == set(COUNTED.tolist())
     for image in args.images:
         out = subprocess.run([args.wayside, "detect", image], check=True,
