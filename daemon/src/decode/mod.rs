@@ -42,7 +42,10 @@ use gstreamer_video as gst_video;
 use thiserror::Error;
 use wayside_vision::frame::RgbFrame;
 
+use skip::Skipper;
+
 pub mod camera;
+mod skip;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -170,6 +173,8 @@ pub struct Decoder {
     /// Cameras: no frame for this long is an error, not a wait (a camera
     /// whose network went away often posts nothing at all).
     stall_timeout: Option<Duration>,
+    /// Files: drops the frames a job will not use before conversion.
+    skipper: Option<Arc<Skipper>>,
 }
 
 /// How frames are paced from source to appsink.
@@ -269,6 +274,9 @@ impl Decoder {
             gst::Element::link_many(front.elements.iter())?;
         }
         gst::Element::link_many([&convert, &flip, appsink.upcast_ref()])?;
+        let skipper = (front.pacing == Pacing::AsFastAsRead)
+            .then(|| skip_before(&convert))
+            .transpose()?;
 
         // Only video is decoded: other streams stop at their encoded caps and
         // stay unlinked, which saves decoding audio we would throw away.
@@ -330,6 +338,7 @@ impl Decoder {
             finished: false,
             live: front.pacing == Pacing::Live,
             stall_timeout: None,
+            skipper,
         };
         decoder.preroll(&video_linked, preroll_timeout)?;
         Ok(decoder)
@@ -337,6 +346,23 @@ impl Decoder {
 
     pub fn info(&self) -> &VideoInfo {
         &self.info
+    }
+
+    /// From now on a file's frames at times (ms) for which `rule` answers
+    /// false are dropped before conversion, and `next_frame` skips them.
+    /// `rule` is asked about every frame, those already decoded included,
+    /// and must leave its state unchanged when it answers false (skip.rs
+    /// says why). A camera's frames are all kept.
+    pub fn skip_unused(&self, rule: impl FnMut(u64) -> bool + Send + 'static) {
+        if let Some(skipper) = &self.skipper {
+            skipper.set_rule(Box::new(rule));
+        }
+    }
+
+    /// Time (ms) of the last frame decoded so far, skipped ones included;
+    /// `None` for a camera.
+    pub fn last_decoded_ms(&self) -> Option<u64> {
+        self.skipper.as_ref().map(|s| s.last_start().mseconds())
     }
 
     /// The next frame in presentation order; `None` at the end of the stream.
@@ -488,7 +514,11 @@ impl Decoder {
         let (Some(duration_ms), Some(_)) = (self.info.duration_ms, self.first_pts) else {
             return Ok(());
         };
-        let ended_ms = self.last_end.mseconds();
+        let skipped_end = self.skipper.as_ref().map(|s| s.last_end());
+        let ended_ms = self
+            .last_end
+            .max(skipped_end.unwrap_or_default())
+            .mseconds();
         // Audio may outlast video a little; allow a second or a tenth.
         let slack = TRUNCATION_SLACK.as_millis().max(duration_ms as u128 / 10) as u64;
         if ended_ms + slack < duration_ms {
@@ -562,6 +592,27 @@ impl Drop for Decoder {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// A probe on `convert`'s input that drops the frames the skipper's rule
+/// turns down.
+fn skip_before(convert: &gst::Element) -> Result<Arc<Skipper>, DecodeError> {
+    let skipper = Arc::new(Skipper::default());
+    let sink = convert
+        .static_pad("sink")
+        .ok_or_else(|| DecodeError::Gst("videoconvert has no sink pad".into()))?;
+    let probe = skipper.clone();
+    // `Handled`, not `Drop`: the binding has taken the buffer and frees it
+    // itself, and GStreamer 1.22 would then unreference a null pointer.
+    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        match info.buffer() {
+            Some(buffer) if !probe.admit(buffer.pts(), buffer.duration()) => {
+                gst::PadProbeReturn::Handled
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
+    Ok(skipper)
 }
 
 fn is_raw_video(pad: &gst::Pad) -> bool {

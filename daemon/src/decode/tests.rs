@@ -186,6 +186,50 @@ fn frames_outlive_later_pulls() {
 }
 
 #[test]
+fn skipped_frames_never_reach_the_consumer_and_the_rest_are_unchanged() {
+    // bikes.mp4: 25 fps, 10 s. Keep one frame in five, as a 200 ms
+    // schedule does.
+    let path = media("bikes.mp4");
+    let all = decode_all(&path);
+    let mut dec = Decoder::open(&path, 1).expect("opens");
+    dec.skip_unused(|t| t % 200 == 0);
+    let mut kept = Vec::new();
+    let mut pixels = None;
+    while let Some(frame) = dec.next_frame().expect("decodes to the end, not truncated") {
+        if frame.pts_ms() == 2000 {
+            pixels = Some(frame.rgb().packed().into_owned());
+        }
+        kept.push(frame.pts_ms());
+    }
+    // The frames decoded before the rule was set pass: a prefix of the
+    // stream, then only those the rule keeps.
+    let before = kept
+        .iter()
+        .zip(&all.pts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!((1..=8).contains(&before), "{before} frames before the rule");
+    let want: Vec<u64> = all.pts[before..]
+        .iter()
+        .copied()
+        .filter(|t| t % 200 == 0)
+        .collect();
+    assert_eq!(kept[before..], want[..]);
+    assert!(want.len() >= 45, "{} kept of {}", want.len(), all.pts.len());
+    assert_eq!(dec.last_decoded_ms(), all.pts.last().copied());
+
+    // The frame at 2 s is the same frame as without skipping.
+    let mut plain = Decoder::open(&path, 1).expect("opens");
+    let same = loop {
+        let frame = plain.next_frame().expect("decodes").expect("reaches 2 s");
+        if frame.pts_ms() == 2000 {
+            break frame.rgb().packed().into_owned();
+        }
+    };
+    assert_eq!(pixels.expect("the frame at 2 s was kept"), same);
+}
+
+#[test]
 fn rotation_tag_is_applied() {
     let scratch = Scratch::new("rotate");
     let plain = clip(&scratch, "plain.mp4", 5, &["-c:v", "libx264"]);

@@ -253,6 +253,9 @@ impl Job {
         std::thread::scope(|scope| {
             let mut ahead = DetectAhead::start(scope, &engine.detector, engine.detect_workers)?;
             let mut run = Run::new(engine, &info, &spec, on_sample)?;
+            // The frames the schedule skips need no conversion to RGB.
+            let mut schedule = run.schedule.clone();
+            decoder.skip_unused(move |t| schedule.slot(t).track);
             while let Some(frame) = run.watch.time(Stage::Decode, || decoder.next_frame())? {
                 let t = frame.pts_ms();
                 run.last_pts = t;
@@ -267,6 +270,7 @@ impl Job {
             while let Some(done) = run.watch.time(Stage::Detect, || ahead.pop()) {
                 run.tracked(done?)?;
             }
+            run.last_pts = run.last_pts.max(decoder.last_decoded_ms().unwrap_or(0));
             run.finish(&info, started)
         })
     }

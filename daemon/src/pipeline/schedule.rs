@@ -1,7 +1,11 @@
 //! Which decoded frames are analysed. Sample *i* is the frame at video time
 //! `i * interval`; between samples the tracker still needs `min_track_fps`
 //! frames a second, so those frames are detected and tracked but not
-//! reported. Every other frame is decoded and dropped.
+//! reported. Every other frame is decoded and dropped, before its
+//! conversion to RGB: a frame given an empty slot leaves the schedule as it
+//! was, so a copy of it asked about every frame at the decoder gives the
+//! job's schedule the same answers on the frames that pass
+//! (`Decoder::skip_unused`).
 
 use std::ops::Range;
 
@@ -113,6 +117,34 @@ mod tests {
         assert_eq!(samples.len(), 24);
         assert_eq!(samples[2], (2, 100)); // 80 ms is nearest the frame at 100 ms
         assert!(samples.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+    }
+
+    #[test]
+    fn the_frames_kept_alone_get_the_same_slots() {
+        // (interval ms, min_track_fps, fps, frames kept of 20 s)
+        for (interval, min_fps, fps, want) in [
+            (200, 5.0, 25.0, 100),
+            (1000, 5.0, 30.0, 100),
+            (40, 5.0, 10.0, 200),
+            (2000, 1.0, 29.97, 20),
+        ] {
+            let mut all = Schedule::new(interval, min_fps, Some(fps));
+            let mut kept_only = all.clone();
+            let mut kept = 0;
+            for n in 0..(20.0 * fps) as u64 {
+                let t = (n as f64 * 1000.0 / fps).round() as u64;
+                let slot = all.slot(t);
+                if slot.track {
+                    kept += 1;
+                    assert_eq!(
+                        kept_only.slot(t),
+                        slot,
+                        "frame at {t} ms, interval {interval}"
+                    );
+                }
+            }
+            assert_eq!(kept, want, "interval {interval} at {fps} fps");
+        }
     }
 
     #[test]
