@@ -6,10 +6,12 @@
 //! filesrc ! decodebin ─(video pad)→ videoconvert ! videoflip(auto) ! video/x-raw,format=RGB ! appsink
 //! ```
 //!
-//! and hands out frames one at a time with [`Decoder::next_frame`]. It sits
-//! between the sources (an upload saved to disk) and detection: each
-//! [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its bytes as a
-//! [`RgbFrame`], so pixels reach the detector without a copy.
+//! and hands out frames one at a time with [`Decoder::next_frame`]. For a
+//! file, a probe in front of `videoconvert` drops the frames the job will
+//! not use before they are converted ([`Decoder::skip_unused`], `skip.rs`).
+//! It sits between the sources (an upload saved to disk) and detection:
+//! each [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its
+//! bytes as a [`RgbFrame`], so pixels reach the detector without a copy.
 //!
 //! Memory stays bounded whatever the length of the video: the appsink queue
 //! holds at most [`QUEUED_FRAMES`] frames and does not drop, so a slow consumer
