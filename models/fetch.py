@@ -853,7 +853,8 @@ def converted(model, data, steps):
         if step in REWRITES:
             check_same_function(model, step, before, data)
         else:
-            plain = apply(plain)
+            # until the first rewrite the two are one graph: convert it once
+            plain = data if plain is before else apply(plain)
     return data, plain
 
 

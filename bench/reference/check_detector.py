@@ -4,10 +4,12 @@
 Runs `wayside detect IMAGE` and the reference pipeline's Detector (the
 same model as exported, without the rewrites for tract; onnxruntime) on
 each image, and prints how many of the daemon's boxes the reference also
-found (same class, IoU > 0.9) and the median score difference of those. Feeding both one decoded image takes video decoding
-out of the comparison: what is left is the letterbox and the runtime.
+found (same class, IoU > 0.9) and the median score difference of those.
+Feeding both one decoded image takes video decoding out of the
+comparison: what is left is the letterbox and the runtime.
 
-Usage: check_detector.py [--wayside BIN] [--resize antialias|cv2] [--trim-padding N] IMAGE...
+Usage: check_detector.py [--wayside BIN] [--resize antialias|cv2]
+       [--trim-padding N] IMAGE...
 (with var/bench-venv/bin/python; frames can be cut with
 `ffmpeg -ss 10 -i CLIP -frames:v 1 frame.png`)
 """
