@@ -84,8 +84,13 @@ impl Default for RateMeter {
 
 impl RateMeter {
     pub fn tick(&self) {
+        self.add(1);
+    }
+
+    /// `n` events at once.
+    pub fn add(&self, n: u64) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.events += 1;
+        s.events += n;
         let elapsed = s.since.elapsed();
         if elapsed >= RATE_PERIOD {
             s.rate = s.events as f64 / elapsed.as_secs_f64();

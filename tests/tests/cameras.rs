@@ -252,9 +252,22 @@ async fn rtsp_camera_recovers_when_its_server_comes_back() {
             .await
             >= 4
     );
+    // 10 frames a second, 5 tracked: the frames the schedule does not want
+    // are dropped as they are decoded, before their conversion to RGB.
+    let decoded = daemon
+        .metric("wayside_camera_frames_decoded_total{camera=\"gate\"}")
+        .await;
+    let converted = daemon
+        .metric("wayside_camera_frames_converted_total{camera=\"gate\"}")
+        .await;
+    assert!(
+        converted * 10 < decoded * 9,
+        "{converted} of {decoded} frames converted"
+    );
     drop(server);
     eprintln!(
-        "down seen after {detected:?}, up {recovered:?} after restart; test took {:?}",
+        "down seen after {detected:?}, up {recovered:?} after restart; {converted} of {decoded} \
+         frames converted; test took {:?}",
         started.elapsed()
     );
 }

@@ -91,6 +91,8 @@ pub struct CameraHealth {
     pub decoded: RateMeter,
     pub analysed: RateMeter,
     pub frames_decoded: AtomicU64,
+    /// Frames handed to the camera's thread, converted to RGB.
+    frames_converted: AtomicU64,
     pub frames_analysed: AtomicU64,
     pub reconnects: AtomicU64,
     pub errors: AtomicU64,
@@ -114,6 +116,7 @@ impl CameraHealth {
             decoded: RateMeter::default(),
             analysed: RateMeter::default(),
             frames_decoded: AtomicU64::new(0),
+            frames_converted: AtomicU64::new(0),
             frames_analysed: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -128,9 +131,12 @@ impl CameraHealth {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn frame(&self) {
-        self.frames_decoded.fetch_add(1, Ordering::Relaxed);
-        self.decoded.tick();
+    /// A frame reached the camera's thread; `decoded` frames were decoded
+    /// since the last one did (the others were dropped unconverted).
+    pub fn frame(&self, decoded: u64) {
+        self.frames_decoded.fetch_add(decoded, Ordering::Relaxed);
+        self.frames_converted.fetch_add(1, Ordering::Relaxed);
+        self.decoded.add(decoded);
         let mut s = self.status();
         s.last_frame = Some(Instant::now());
         if !s.up {
@@ -214,7 +220,7 @@ pub fn write_prometheus(cameras: &[std::sync::Arc<CameraHealth>], out: &mut Stri
         a.load(Ordering::Relaxed) as f64
     }
     type Value = fn(&CameraHealth) -> f64;
-    let families: [(&str, &str, &str, Value); 9] = [
+    let families: [(&str, &str, &str, Value); 11] = [
         ("up", "gauge", "1 while the camera delivers frames.", |c| {
             f64::from(u8::from(c.is_up()))
         }),
@@ -235,6 +241,18 @@ pub fn write_prometheus(cameras: &[std::sync::Arc<CameraHealth>], out: &mut Stri
             "gauge",
             "Frames taken from the source per second (last 5 s).",
             |c| c.decoded.rate(),
+        ),
+        (
+            "frames_decoded_total",
+            "counter",
+            "Frames decoded from the source.",
+            |c| get(&c.frames_decoded),
+        ),
+        (
+            "frames_converted_total",
+            "counter",
+            "Frames converted to RGB for analysis; the others were dropped as decoded, as the schedule had no use for them.",
+            |c| get(&c.frames_converted),
         ),
         (
             "frames_analysed_total",

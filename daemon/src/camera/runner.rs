@@ -4,7 +4,7 @@
 //! survives a short outage is not counted twice.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -27,6 +27,12 @@ use crate::pipeline::{Engine, encode_jpeg};
 
 /// How often a wait between reconnects looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Frames decoded this long before the schedule wants one are converted
+/// too: the camera's thread reads the clock once a frame is converted and
+/// handed over, a little later than the decoder saw it. One turned away too
+/// early only means the next one is tracked, a frame later.
+const DUE_EARLY_MS: u64 = 20;
 
 pub(super) struct Camera {
     pub config: CameraConfig,
@@ -51,6 +57,7 @@ enum End {
 /// the window the camera started in, windows are aligned to multiples of
 /// `window_ms` since the Unix epoch. Monotonic, so a clock step (NTP after
 /// boot) does not break the tracker.
+#[derive(Clone, Copy)]
 struct WindowClock {
     origin_ms: u64,
     anchor: Instant,
@@ -179,6 +186,14 @@ impl Camera {
     }
 
     fn stream(&self, decoder: &mut Decoder, a: &mut Analysis, clock: &WindowClock) -> End {
+        // A 25 fps camera tracked 5 times a second converts the frames it
+        // tracks to RGB (and the odd one that came a little early), not
+        // all 25: the others are dropped as decoded.
+        let due = Arc::new(AtomicU64::new(a.schedule.next_due_ms()));
+        let (next_due, at) = (due.clone(), *clock);
+        decoder
+            .skip_unused(move |_| at.now_ms() + DUE_EARLY_MS >= next_due.load(Ordering::Relaxed));
+        let mut decoded = 0;
         loop {
             if self.stopping() {
                 return End::Stopped;
@@ -190,9 +205,12 @@ impl Camera {
                 Err(e) => return End::Failed(format!("{}: {e}", self.source)),
             };
             (&*self.stages).record(Stage::Decode, waited.elapsed());
-            self.health.frame();
+            let now_decoded = decoder.frames_decoded();
+            self.health.frame(now_decoded - decoded);
+            decoded = now_decoded;
             let t = clock.now_ms();
             let slot = a.schedule.slot(t);
+            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
             if !slot.track {
                 continue;
             }

@@ -243,11 +243,49 @@ mod tests {
                 .expect("a live source does not end");
             assert_eq!(frame.rgb().width(), 640);
         }
+        assert!(dec.frames_decoded() >= 3);
         // Nothing listens on port 1.
         let source: CameraSource = "rtsp://127.0.0.1:1/none".parse().unwrap();
         let err = Decoder::open_camera(&source, Duration::from_secs(5), 1)
             .err()
             .expect("refused");
         assert!(matches!(err, DecodeError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn a_live_source_converts_only_what_the_rule_lets_through_and_counts_every_frame() {
+        // 15 frames a second; one in four goes on to conversion.
+        let source: CameraSource = "test:ball".parse().unwrap();
+        let mut dec = Decoder::open_camera(&source, Duration::from_secs(1), 1).unwrap();
+        let mut seen = 0u64;
+        dec.skip_unused(move |_| {
+            seen += 1;
+            seen.is_multiple_of(4)
+        });
+        let started = std::time::Instant::now();
+        let mut got = 0u64;
+        while started.elapsed() < Duration::from_secs(3) {
+            dec.next_frame()
+                .unwrap()
+                .expect("a live source does not end");
+            got += 1;
+        }
+        let decoded = dec.frames_decoded();
+        assert!(decoded >= 35, "{decoded} frames decoded in 3 s");
+        // A quarter, and the few that were queued before the rule was set.
+        assert!(got * 2 < decoded, "{got} of {decoded} frames converted");
+
+        // Turned down for longer than the stall timeout: the source still
+        // delivers, so it is not stalled.
+        let open_at = std::time::Instant::now() + Duration::from_millis(1500);
+        dec.skip_unused(move |_| std::time::Instant::now() >= open_at);
+        loop {
+            dec.next_frame()
+                .unwrap()
+                .expect("a live source does not end");
+            if std::time::Instant::now() >= open_at {
+                break;
+            }
+        }
     }
 }

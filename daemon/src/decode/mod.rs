@@ -6,9 +6,9 @@
 //! filesrc ! decodebin ─(video pad)→ videoconvert ! videoflip(auto) ! video/x-raw,format=RGB ! appsink
 //! ```
 //!
-//! and hands out frames one at a time with [`Decoder::next_frame`]. For a
-//! file, a probe in front of `videoconvert` drops the frames the job will
-//! not use before they are converted ([`Decoder::skip_unused`], `skip.rs`).
+//! and hands out frames one at a time with [`Decoder::next_frame`]. A probe
+//! in front of `videoconvert` drops the frames a job or a camera will not
+//! use before they are converted ([`Decoder::skip_unused`], `skip.rs`).
 //! It sits between the sources (an upload saved to disk) and detection:
 //! each [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its
 //! bytes as a [`RgbFrame`], so pixels reach the detector without a copy.
@@ -170,13 +170,14 @@ pub struct Decoder {
     /// End (pts + duration) of the last frame, relative to `first_pts`.
     last_end: gst::ClockTime,
     finished: bool,
-    /// The source is live (a camera): it only produces frames once playing.
-    live: bool,
+    /// A live source (a camera) only produces frames once playing.
+    pacing: Pacing,
     /// Cameras: no frame for this long is an error, not a wait (a camera
     /// whose network went away often posts nothing at all).
     stall_timeout: Option<Duration>,
-    /// Files: drops the frames a job will not use before conversion.
-    skipper: Option<Arc<Skipper>>,
+    /// Counts every decoded frame, and drops those the consumer's rule
+    /// turns down before conversion.
+    skipper: Arc<Skipper>,
 }
 
 /// How frames are paced from source to appsink.
@@ -276,9 +277,7 @@ impl Decoder {
             gst::Element::link_many(front.elements.iter())?;
         }
         gst::Element::link_many([&convert, &flip, appsink.upcast_ref()])?;
-        let skipper = (front.pacing == Pacing::AsFastAsRead)
-            .then(|| skip_before(&convert))
-            .transpose()?;
+        let skipper = skip_before(&convert)?;
 
         // Only video is decoded: other streams stop at their encoded caps and
         // stay unlinked, which saves decoding audio we would throw away.
@@ -338,7 +337,7 @@ impl Decoder {
             first_pts: None,
             last_end: gst::ClockTime::ZERO,
             finished: false,
-            live: front.pacing == Pacing::Live,
+            pacing: front.pacing,
             stall_timeout: None,
             skipper,
         };
@@ -350,21 +349,28 @@ impl Decoder {
         &self.info
     }
 
-    /// From now on a file's frames at times (ms) for which `rule` answers
-    /// false are dropped before conversion, and `next_frame` skips them.
-    /// `rule` is asked about every frame, those already decoded included,
-    /// and must leave its state unchanged when it answers false (skip.rs
-    /// says why). A camera's frames are all kept.
+    /// From now on frames at times (ms) for which `rule` answers false are
+    /// dropped before conversion, and `next_frame` skips them. `rule` is
+    /// asked about every frame, those already decoded included; for a file
+    /// it must leave its state unchanged when it answers false (skip.rs says
+    /// why). A file played as a camera keeps every frame: its sink holds
+    /// each one back until its time, well after the probe saw it, so the
+    /// probe cannot tell which frame will be on time for the camera's
+    /// schedule.
     pub fn skip_unused(&self, rule: impl FnMut(u64) -> bool + Send + 'static) {
-        if let Some(skipper) = &self.skipper {
-            skipper.set_rule(Box::new(rule));
+        if self.pacing != Pacing::RealTime {
+            self.skipper.set_rule(Box::new(rule));
         }
     }
 
-    /// Time (ms) of the last frame decoded so far, skipped ones included;
-    /// `None` for a camera.
-    pub fn last_decoded_ms(&self) -> Option<u64> {
-        self.skipper.as_ref().map(|s| s.last_start().mseconds())
+    /// Time (ms) of the last frame decoded so far, skipped ones included.
+    pub fn last_decoded_ms(&self) -> u64 {
+        self.skipper.last_start().mseconds()
+    }
+
+    /// Frames decoded so far, skipped ones included.
+    pub fn frames_decoded(&self) -> u64 {
+        self.skipper.decoded()
     }
 
     /// The next frame in presentation order; `None` at the end of the stream.
@@ -375,10 +381,12 @@ impl Decoder {
         let waited_since = Instant::now();
         loop {
             self.check_bus()?;
-            if let Some(limit) = self.stall_timeout
-                && waited_since.elapsed() > limit
-            {
-                return Err(DecodeError::Stalled(limit));
+            if let Some(limit) = self.stall_timeout {
+                // A camera whose frames the rule turns down is not stalled.
+                let last = self.skipper.last_decoded_at().unwrap_or(waited_since);
+                if last.max(waited_since).elapsed() > limit {
+                    return Err(DecodeError::Stalled(limit));
+                }
             }
             if let Some(sample) = self.appsink.try_pull_sample(PULL_SLICE) {
                 return self.frame_from_sample(sample).map(Some);
@@ -398,7 +406,8 @@ impl Decoder {
     /// source only produces frames when playing, so it is started right
     /// away and its first frame completes the same state change.
     fn preroll(&mut self, video_linked: &AtomicBool, timeout: Duration) -> Result<(), DecodeError> {
-        let target = if self.live {
+        let live = self.pacing == Pacing::Live;
+        let target = if live {
             gst::State::Playing
         } else {
             gst::State::Paused
@@ -413,7 +422,7 @@ impl Decoder {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() && self.live {
+            if left.is_zero() && live {
                 return Err(DecodeError::Stalled(timeout));
             }
             if left.is_zero() {
@@ -516,11 +525,7 @@ impl Decoder {
         let (Some(duration_ms), Some(_)) = (self.info.duration_ms, self.first_pts) else {
             return Ok(());
         };
-        let skipped_end = self.skipper.as_ref().map(|s| s.last_end());
-        let ended_ms = self
-            .last_end
-            .max(skipped_end.unwrap_or_default())
-            .mseconds();
+        let ended_ms = self.last_end.max(self.skipper.last_end()).mseconds();
         // Audio may outlast video a little; allow a second or a tenth.
         let slack = TRUNCATION_SLACK.as_millis().max(duration_ms as u128 / 10) as u64;
         if ended_ms + slack < duration_ms {

@@ -1,23 +1,32 @@
-//! Frames a job will not use, dropped before they are converted to RGB.
+//! Frames nobody will use, dropped before they are converted to RGB.
 //!
 //! A job analyses few of a video's frames. At a 200 ms interval with 5
 //! tracked frames a second, it uses one frame in five of a 25 fps upload.
 //! Converting a decoded frame to RGB costs about half as much as decoding
 //! it (720p H.264: 2.5 against 5.8 ms, docs/BENCHMARKS.md). So a probe on
-//! the converter's input asks the job's own rule about each frame, and drops
-//! the ones it would skip before they are converted.
+//! the converter's input asks the consumer's rule about each frame, and
+//! drops the ones it turns down before they are converted.
 //!
-//! The rule must give the job the same answers as if the job saw every
-//! frame. That holds when a frame the rule skips leaves the rule unchanged,
-//! as `pipeline::Schedule` does: the probe feeds it every frame, the job sees
-//! only the kept ones, and both agree. Frames that pass before the rule is
-//! set (the preroll frame, the appsink's queue) are replayed into it then.
-//! Times are counted as the decoder counts them, from the first frame's
-//! PTS. A frame without a PTS turns skipping off for the rest of the stream:
-//! the decoder times such a frame from the frames it was handed, and those
-//! would no longer be the frames the probe counted.
+//! For a file the rule is the job's own schedule, and it must give the job
+//! the same answers as if the job saw every frame. That holds when a frame
+//! the rule skips leaves the rule unchanged, as `pipeline::Schedule` does:
+//! the probe feeds it every frame, the job sees only the kept ones, and both
+//! agree. Frames that pass before the rule is set (the preroll frame, the
+//! appsink's queue) are replayed into it then. Times are counted as the
+//! decoder counts them, from the first frame's PTS. A frame without a PTS
+//! turns skipping off for the rest of the stream: the decoder times such a
+//! frame from the frames it was handed, and those would no longer be the
+//! frames the probe counted.
+//!
+//! A camera's schedule runs on the box's clock, not on the stream's, so its
+//! rule ignores the time it is given and compares the clock with the next
+//! instant its schedule will want a frame (`camera::runner`).
+//!
+//! Every frame the probe sees is counted, so a camera's health reports what
+//! its source delivers, and how long ago, whatever the rule keeps.
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use gstreamer as gst;
 
@@ -41,6 +50,9 @@ struct State {
     /// Start and end of the last frame decoded, kept or not.
     last_start: gst::ClockTime,
     last_end: gst::ClockTime,
+    /// Frames decoded, kept or not, and when the last one was.
+    decoded: u64,
+    last_decoded_at: Option<Instant>,
 }
 
 impl Skipper {
@@ -55,6 +67,8 @@ impl Skipper {
         duration: Option<gst::ClockTime>,
     ) -> bool {
         let mut s = self.state();
+        s.decoded += 1;
+        s.last_decoded_at = Some(Instant::now());
         let Some(pts) = pts else {
             s.off = true;
             return true;
@@ -95,6 +109,16 @@ impl Skipper {
     pub(super) fn last_end(&self) -> gst::ClockTime {
         self.state().last_end
     }
+
+    /// Frames decoded so far, kept or not.
+    pub(super) fn decoded(&self) -> u64 {
+        self.state().decoded
+    }
+
+    /// When the last frame was decoded, kept or not.
+    pub(super) fn last_decoded_at(&self) -> Option<Instant> {
+        self.state().last_decoded_at
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +145,7 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), [0, 40, 80, 120]);
         assert_eq!(skipper.last_start().mseconds(), 120);
         assert_eq!(skipper.last_end().mseconds(), 160);
+        assert_eq!(skipper.decoded(), 4, "kept or not");
     }
 
     #[test]

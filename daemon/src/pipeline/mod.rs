@@ -270,7 +270,7 @@ impl Job {
             while let Some(done) = run.watch.time(Stage::Detect, || ahead.pop()) {
                 run.tracked(done?)?;
             }
-            run.last_pts = run.last_pts.max(decoder.last_decoded_ms().unwrap_or(0));
+            run.last_pts = run.last_pts.max(decoder.last_decoded_ms());
             run.finish(&info, started)
         })
     }

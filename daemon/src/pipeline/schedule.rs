@@ -58,6 +58,16 @@ impl Schedule {
         }
         Slot { samples, track }
     }
+
+    /// The earliest time the next frame could be tracked at: a frame at
+    /// `t` is tracked exactly when `t` is at least this. A camera drops the
+    /// frames before it unconverted (`camera::runner`).
+    pub fn next_due_ms(&self) -> u64 {
+        let next_sample_ms = self.next_sample as u64 * self.interval_ms;
+        next_sample_ms
+            .min(self.next_track_ms)
+            .saturating_sub(self.half_frame_ms)
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +154,30 @@ mod tests {
                 }
             }
             assert_eq!(kept, want, "interval {interval} at {fps} fps");
+        }
+    }
+
+    #[test]
+    fn a_frame_is_tracked_exactly_when_it_is_due() {
+        // Irregular arrivals, as a camera's frames reach its thread.
+        for (interval, min_fps, fps) in [
+            (60_000, 5.0, None),
+            (1000, 2.0, None),
+            (200, 5.0, Some(25.0)),
+        ] {
+            let mut s = Schedule::new(interval, min_fps, fps);
+            let (mut t, mut seed, mut tracked) = (0u64, 7u64, 0);
+            for _ in 0..2000 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                t += 10 + (seed >> 33) % 60;
+                let due = s.next_due_ms();
+                let slot = s.slot(t);
+                assert_eq!(slot.track, t >= due, "frame at {t} ms, due at {due} ms");
+                tracked += usize::from(slot.track);
+            }
+            assert!(tracked > 100, "{tracked} tracked, interval {interval}");
         }
     }
 
