@@ -130,6 +130,18 @@ async fn file_camera_counts_reach_mqtt_and_status_goes_offline_on_kill() {
             .await
             >= 20
     );
+    // A file played as a camera skips unconverted what the schedule does
+    // not want too, though its sink holds each frame until its time.
+    let decoded = daemon
+        .metric("wayside_camera_frames_decoded_total{camera=\"lab\"}")
+        .await;
+    let converted = daemon
+        .metric("wayside_camera_frames_converted_total{camera=\"lab\"}")
+        .await;
+    assert!(
+        converted * 10 < decoded * 9,
+        "{converted} of {decoded} frames converted"
+    );
 
     // The web page's view: the latest annotated frame and the last window.
     let views: Value = reqwest::get(daemon.url("/cameras"))

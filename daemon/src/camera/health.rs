@@ -91,7 +91,8 @@ pub struct CameraHealth {
     pub decoded: RateMeter,
     pub analysed: RateMeter,
     pub frames_decoded: AtomicU64,
-    /// Frames handed to the camera's thread, converted to RGB.
+    /// Frames converted to RGB for the camera's thread (the appsink may
+    /// still drop one when analysis falls behind).
     frames_converted: AtomicU64,
     pub frames_analysed: AtomicU64,
     pub reconnects: AtomicU64,
@@ -131,11 +132,13 @@ impl CameraHealth {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A frame reached the camera's thread; `decoded` frames were decoded
-    /// since the last one did (the others were dropped unconverted).
-    pub fn frame(&self, decoded: u64) {
+    /// A frame reached the camera's thread; since the last one did,
+    /// `decoded` frames were decoded and `converted` of them converted (the
+    /// others were dropped as decoded).
+    pub fn frame(&self, decoded: u64, converted: u64) {
         self.frames_decoded.fetch_add(decoded, Ordering::Relaxed);
-        self.frames_converted.fetch_add(1, Ordering::Relaxed);
+        self.frames_converted
+            .fetch_add(converted, Ordering::Relaxed);
         self.decoded.add(decoded);
         let mut s = self.status();
         s.last_frame = Some(Instant::now());

@@ -16,8 +16,8 @@ use wayside_vision::detect::DetectorSession;
 use super::health::{CameraHealth, Preview, StageLatency};
 use super::{CameraConfig, Outputs};
 use crate::backoff::Backoff;
-use crate::decode::Decoder;
 use crate::decode::camera::CameraSource;
+use crate::decode::{Decoder, Tally};
 use crate::forward::Sightings;
 use crate::pipeline::analyse::{Analysed, Analyser, Stage, StageClock, annotated};
 use crate::pipeline::faces::FaceSighting;
@@ -191,9 +191,10 @@ impl Camera {
         // all 25: the others are dropped as decoded.
         let due = Arc::new(AtomicU64::new(a.schedule.next_due_ms()));
         let (next_due, at) = (due.clone(), *clock);
-        decoder
-            .skip_unused(move |_| at.now_ms() + DUE_EARLY_MS >= next_due.load(Ordering::Relaxed));
-        let mut decoded = 0;
+        decoder.skip_unused(move |f| {
+            at.now_ms() + f.held_ms + DUE_EARLY_MS >= next_due.load(Ordering::Relaxed)
+        });
+        let mut counted = Tally::default();
         loop {
             if self.stopping() {
                 return End::Stopped;
@@ -205,9 +206,12 @@ impl Camera {
                 Err(e) => return End::Failed(format!("{}: {e}", self.source)),
             };
             (&*self.stages).record(Stage::Decode, waited.elapsed());
-            let now_decoded = decoder.frames_decoded();
-            self.health.frame(now_decoded - decoded);
-            decoded = now_decoded;
+            let tally = decoder.tally();
+            self.health.frame(
+                tally.decoded - counted.decoded,
+                tally.converted - counted.converted,
+            );
+            counted = tally;
             let t = clock.now_ms();
             let slot = a.schedule.slot(t);
             due.store(a.schedule.next_due_ms(), Ordering::Relaxed);

@@ -243,7 +243,7 @@ mod tests {
                 .expect("a live source does not end");
             assert_eq!(frame.rgb().width(), 640);
         }
-        assert!(dec.frames_decoded() >= 3);
+        assert!(dec.tally().decoded >= 3);
         // Nothing listens on port 1.
         let source: CameraSource = "rtsp://127.0.0.1:1/none".parse().unwrap();
         let err = Decoder::open_camera(&source, Duration::from_secs(5), 1)
@@ -270,10 +270,14 @@ mod tests {
                 .expect("a live source does not end");
             got += 1;
         }
-        let decoded = dec.frames_decoded();
+        let crate::decode::Tally { decoded, converted } = dec.tally();
         assert!(decoded >= 35, "{decoded} frames decoded in 3 s");
-        // A quarter, and the few that were queued before the rule was set.
-        assert!(got * 2 < decoded, "{got} of {decoded} frames converted");
+        // A quarter, and the few that passed before the rule was set.
+        assert!(
+            converted * 2 < decoded,
+            "{converted} of {decoded} frames converted"
+        );
+        assert!(got <= converted, "{got} frames taken");
 
         // Turned down for longer than the stall timeout: the source still
         // delivers, so it is not stalled.
@@ -287,5 +291,27 @@ mod tests {
                 break;
             }
         }
+    }
+
+    #[test]
+    fn a_file_played_as_a_camera_says_how_long_the_sink_holds_each_frame() {
+        // bikes.mp4 at its 25 fps: each frame is decoded about a frame ahead
+        // of its time, and the sink holds it until then.
+        let path = crate::decode::test_support::media("bikes.mp4");
+        let source = CameraSource::File(path);
+        let mut dec = Decoder::open_camera(&source, Duration::from_secs(5), 1).unwrap();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = held.clone();
+        dec.skip_unused(move |f| {
+            log.lock().unwrap().push(f.held_ms);
+            true
+        });
+        for _ in 0..30 {
+            dec.next_frame().unwrap().expect("2 s of a 10 s clip");
+        }
+        let mut held = held.lock().unwrap().clone();
+        held.sort_unstable();
+        let median = held[held.len() / 2];
+        assert!((10..=200).contains(&median), "held {held:?} ms");
     }
 }

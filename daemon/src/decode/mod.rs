@@ -45,6 +45,7 @@ use thiserror::Error;
 use wayside_vision::frame::RgbFrame;
 
 use skip::Skipper;
+pub use skip::{FrameTime, Tally};
 
 pub mod camera;
 mod skip;
@@ -277,7 +278,7 @@ impl Decoder {
             gst::Element::link_many(front.elements.iter())?;
         }
         gst::Element::link_many([&convert, &flip, appsink.upcast_ref()])?;
-        let skipper = skip_before(&convert)?;
+        let skipper = skip_before(&convert, front.pacing)?;
 
         // Only video is decoded: other streams stop at their encoded caps and
         // stay unlinked, which saves decoding audio we would throw away.
@@ -349,18 +350,12 @@ impl Decoder {
         &self.info
     }
 
-    /// From now on frames at times (ms) for which `rule` answers false are
-    /// dropped before conversion, and `next_frame` skips them. `rule` is
-    /// asked about every frame, those already decoded included; for a file
-    /// it must leave its state unchanged when it answers false (skip.rs says
-    /// why). A file played as a camera keeps every frame: its sink holds
-    /// each one back until its time, well after the probe saw it, so the
-    /// probe cannot tell which frame will be on time for the camera's
-    /// schedule.
-    pub fn skip_unused(&self, rule: impl FnMut(u64) -> bool + Send + 'static) {
-        if self.pacing != Pacing::RealTime {
-            self.skipper.set_rule(Box::new(rule));
-        }
+    /// From now on frames for which `rule` answers false are dropped before
+    /// conversion, and `next_frame` skips them. `rule` is asked about every
+    /// frame, those already decoded included; for a file it must leave its
+    /// state unchanged when it answers false (skip.rs says why).
+    pub fn skip_unused(&self, rule: impl FnMut(FrameTime) -> bool + Send + 'static) {
+        self.skipper.set_rule(Box::new(rule));
     }
 
     /// Time (ms) of the last frame decoded so far, skipped ones included.
@@ -368,9 +363,9 @@ impl Decoder {
         self.skipper.last_start().mseconds()
     }
 
-    /// Frames decoded so far, skipped ones included.
-    pub fn frames_decoded(&self) -> u64 {
-        self.skipper.decoded()
+    /// Frames decoded so far, and how many of them went on to conversion.
+    pub fn tally(&self) -> Tally {
+        self.skipper.tally()
     }
 
     /// The next frame in presentation order; `None` at the end of the stream.
@@ -603,7 +598,7 @@ impl Drop for Decoder {
 
 /// A probe on `convert`'s input that drops the frames the skipper's rule
 /// turns down.
-fn skip_before(convert: &gst::Element) -> Result<Arc<Skipper>, DecodeError> {
+fn skip_before(convert: &gst::Element, pacing: Pacing) -> Result<Arc<Skipper>, DecodeError> {
     let skipper = Arc::new(Skipper::default());
     let sink = convert
         .static_pad("sink")
@@ -611,15 +606,37 @@ fn skip_before(convert: &gst::Element) -> Result<Arc<Skipper>, DecodeError> {
     let probe = skipper.clone();
     // `Handled`, not `Drop`: the binding has taken the buffer and frees it
     // itself, and GStreamer 1.22 would then unreference a null pointer.
-    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        match info.buffer() {
-            Some(buffer) if !probe.admit(buffer.pts(), buffer.duration()) => {
-                gst::PadProbeReturn::Handled
-            }
-            _ => gst::PadProbeReturn::Ok,
+    sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let held = match pacing {
+            Pacing::RealTime => held_back(pad, buffer.pts()),
+            Pacing::AsFastAsRead | Pacing::Live => None,
+        };
+        let held_ms = held.map_or(0, gst::ClockTime::mseconds);
+        if probe.admit(buffer.pts(), buffer.duration(), held_ms) {
+            gst::PadProbeReturn::Ok
+        } else {
+            gst::PadProbeReturn::Handled
         }
     });
     Ok(skipper)
+}
+
+/// How long a sink that keeps to the clock will hold a frame at `pts`
+/// (decoded on `pad`) before handing it over: the frame's running time on
+/// the pipeline's clock, less the clock's time now. `None` when the
+/// pipeline has no clock yet (before it plays).
+fn held_back(pad: &gst::Pad, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+    let running = segment
+        .segment()
+        .downcast_ref::<gst::ClockTime>()?
+        .to_running_time(pts?)?;
+    let element = pad.parent_element()?;
+    let now = element.clock()?.time();
+    Some((element.base_time()? + running).saturating_sub(now))
 }
 
 fn is_raw_video(pad: &gst::Pad) -> bool {

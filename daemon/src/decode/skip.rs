@@ -19,8 +19,10 @@
 //! frames the probe counted.
 //!
 //! A camera's schedule runs on the box's clock, not on the stream's, so its
-//! rule ignores the time it is given and compares the clock with the next
-//! instant its schedule will want a frame (`camera::runner`).
+//! rule compares the clock with the next instant its schedule will want a
+//! frame (`camera::runner`). A file played as a camera is decoded a frame or
+//! so ahead of its time and held back by the sink, so the rule is also told
+//! how long the frame will be held ([`FrameTime::held_ms`]).
 //!
 //! Every frame the probe sees is counted, so a camera's health reports what
 //! its source delivers, and how long ago, whatever the rule keeps.
@@ -38,20 +40,38 @@ const MAX_BEFORE_RULE: usize = 64;
 #[derive(Default)]
 pub(super) struct Skipper(Mutex<State>);
 
-type Rule = Box<dyn FnMut(u64) -> bool + Send>;
+/// A decoded frame, as a rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTime {
+    /// Stream time, from the first frame's PTS.
+    pub t_ms: u64,
+    /// How long the sink will hold the frame back before the consumer can
+    /// take it: 0 unless the sink keeps to the stream's pace.
+    pub held_ms: u64,
+}
+
+type Rule = Box<dyn FnMut(FrameTime) -> bool + Send>;
+
+/// Frames the probe has seen so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub decoded: u64,
+    /// Those that went on to conversion.
+    pub converted: u64,
+}
 
 #[derive(Default)]
 struct State {
     first_pts: Option<gst::ClockTime>,
-    /// Times of the frames that passed before the rule was set.
-    before_rule: Vec<u64>,
+    /// The frames that passed before the rule was set.
+    before_rule: Vec<FrameTime>,
     rule: Option<Rule>,
     off: bool,
     /// Start and end of the last frame decoded, kept or not.
     last_start: gst::ClockTime,
     last_end: gst::ClockTime,
-    /// Frames decoded, kept or not, and when the last one was.
-    decoded: u64,
+    tally: Tally,
+    /// When the last frame was decoded, kept or not.
     last_decoded_at: Option<Instant>,
 }
 
@@ -60,42 +80,27 @@ impl Skipper {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a decoded frame goes on to conversion.
+    /// Whether a decoded frame goes on to conversion; the sink will hold
+    /// it back for `held_ms`.
     pub(super) fn admit(
         &self,
         pts: Option<gst::ClockTime>,
         duration: Option<gst::ClockTime>,
+        held_ms: u64,
     ) -> bool {
         let mut s = self.state();
-        s.decoded += 1;
         s.last_decoded_at = Some(Instant::now());
-        let Some(pts) = pts else {
-            s.off = true;
-            return true;
-        };
-        let t = pts.saturating_sub(*s.first_pts.get_or_insert(pts));
-        s.last_start = t;
-        s.last_end = t + duration.unwrap_or(gst::ClockTime::ZERO);
-        if s.off {
-            return true;
-        }
-        let ms = t.mseconds();
-        if let Some(rule) = s.rule.as_mut() {
-            return rule(ms);
-        }
-        if s.before_rule.len() < MAX_BEFORE_RULE {
-            s.before_rule.push(ms);
-        } else {
-            s.off = true;
-        }
-        true
+        let keep = s.keep(pts, duration, held_ms);
+        s.tally.decoded += 1;
+        s.tally.converted += u64::from(keep);
+        keep
     }
 
     /// From now on frames for which `rule` answers false are dropped.
     pub(super) fn set_rule(&self, mut rule: Rule) {
         let mut s = self.state();
-        for ms in std::mem::take(&mut s.before_rule) {
-            rule(ms);
+        for frame in std::mem::take(&mut s.before_rule) {
+            rule(frame);
         }
         s.rule = Some(rule);
     }
@@ -110,14 +115,47 @@ impl Skipper {
         self.state().last_end
     }
 
-    /// Frames decoded so far, kept or not.
-    pub(super) fn decoded(&self) -> u64 {
-        self.state().decoded
+    pub(super) fn tally(&self) -> Tally {
+        self.state().tally
     }
 
     /// When the last frame was decoded, kept or not.
     pub(super) fn last_decoded_at(&self) -> Option<Instant> {
         self.state().last_decoded_at
+    }
+}
+
+impl State {
+    /// The rule's answer for a frame, or yes while there is none.
+    fn keep(
+        &mut self,
+        pts: Option<gst::ClockTime>,
+        duration: Option<gst::ClockTime>,
+        held_ms: u64,
+    ) -> bool {
+        let Some(pts) = pts else {
+            self.off = true;
+            return true;
+        };
+        let t = pts.saturating_sub(*self.first_pts.get_or_insert(pts));
+        self.last_start = t;
+        self.last_end = t + duration.unwrap_or(gst::ClockTime::ZERO);
+        if self.off {
+            return true;
+        }
+        let frame = FrameTime {
+            t_ms: t.mseconds(),
+            held_ms,
+        };
+        if let Some(rule) = self.rule.as_mut() {
+            return rule(frame);
+        }
+        if self.before_rule.len() < MAX_BEFORE_RULE {
+            self.before_rule.push(frame);
+        } else {
+            self.off = true;
+        }
+        true
     }
 }
 
@@ -132,30 +170,36 @@ mod tests {
     #[test]
     fn frames_before_the_rule_pass_and_are_replayed_into_it() {
         let skipper = Skipper::default();
-        assert!(skipper.admit(ms(5_000), ms(40)));
-        assert!(skipper.admit(ms(5_040), ms(40)));
+        assert!(skipper.admit(ms(5_000), ms(40), 0));
+        assert!(skipper.admit(ms(5_040), ms(40), 0));
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        skipper.set_rule(Box::new(move |t| {
-            log.lock().unwrap().push(t);
-            t % 80 == 0
+        skipper.set_rule(Box::new(move |f| {
+            log.lock().unwrap().push(f.t_ms);
+            f.t_ms % 80 == 0
         }));
-        assert!(skipper.admit(ms(5_080), ms(40)));
-        assert!(!skipper.admit(ms(5_120), ms(40)));
+        assert!(skipper.admit(ms(5_080), ms(40), 0));
+        assert!(!skipper.admit(ms(5_120), ms(40), 0));
         assert_eq!(*seen.lock().unwrap(), [0, 40, 80, 120]);
         assert_eq!(skipper.last_start().mseconds(), 120);
         assert_eq!(skipper.last_end().mseconds(), 160);
-        assert_eq!(skipper.decoded(), 4, "kept or not");
+        assert_eq!(
+            skipper.tally(),
+            Tally {
+                decoded: 4,
+                converted: 3
+            }
+        );
     }
 
     #[test]
     fn a_frame_without_a_time_turns_skipping_off() {
         let skipper = Skipper::default();
         skipper.set_rule(Box::new(|_| false));
-        assert!(!skipper.admit(ms(0), None));
-        assert!(skipper.admit(None, None));
+        assert!(!skipper.admit(ms(0), None, 0));
+        assert!(skipper.admit(None, None, 0));
         assert!(
-            skipper.admit(ms(40), None),
+            skipper.admit(ms(40), None, 0),
             "off for the rest of the stream"
         );
     }
@@ -164,10 +208,10 @@ mod tests {
     fn a_rule_that_never_comes_stops_the_recording() {
         let skipper = Skipper::default();
         for i in 0..(MAX_BEFORE_RULE as u64 + 10) {
-            assert!(skipper.admit(ms(i * 40), None));
+            assert!(skipper.admit(ms(i * 40), None, 0));
         }
         skipper.set_rule(Box::new(|_| false));
-        assert!(skipper.admit(ms(10_000), None), "skipping is off");
+        assert!(skipper.admit(ms(10_000), None, 0), "skipping is off");
         assert!(skipper.state().before_rule.is_empty());
     }
 }

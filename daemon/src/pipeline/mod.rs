@@ -255,7 +255,7 @@ impl Job {
             let mut run = Run::new(engine, &info, &spec, on_sample)?;
             // The frames the schedule skips need no conversion to RGB.
             let mut schedule = run.schedule.clone();
-            decoder.skip_unused(move |t| schedule.slot(t).track);
+            decoder.skip_unused(move |f| schedule.slot(f.t_ms).track);
             while let Some(frame) = run.watch.time(Stage::Decode, || decoder.next_frame())? {
                 let t = frame.pts_ms();
                 run.last_pts = t;
