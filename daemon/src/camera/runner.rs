@@ -28,10 +28,11 @@ use crate::pipeline::{Engine, encode_jpeg};
 /// How often a wait between reconnects looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
-/// Frames decoded this long before the schedule wants one are converted
-/// too: the camera's thread reads the clock once a frame is converted and
-/// handed over, a little later than the decoder saw it. One turned away too
-/// early only means the next one is tracked, a frame later.
+/// Frames that would reach the camera's thread this long before its
+/// schedule wants one are converted too: the thread reads the clock once a
+/// frame is converted and handed over, a little later than the probe
+/// expected. One turned away too early only means the next one is tracked,
+/// a frame later.
 const DUE_EARLY_MS: u64 = 20;
 
 pub(super) struct Camera {

@@ -171,7 +171,8 @@ pub struct Decoder {
     /// End (pts + duration) of the last frame, relative to `first_pts`.
     last_end: gst::ClockTime,
     finished: bool,
-    /// A live source (a camera) only produces frames once playing.
+    /// How frames reach the appsink; a live source only produces them once
+    /// playing.
     pacing: Pacing,
     /// Cameras: no frame for this long is an error, not a wait (a camera
     /// whose network went away often posts nothing at all).
