@@ -28,13 +28,6 @@ use crate::pipeline::{Engine, encode_jpeg};
 /// How often a wait between reconnects looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
-/// Frames that would reach the camera's thread this long before its
-/// schedule wants one are converted too: the thread reads the clock once a
-/// frame is converted and handed over, a little later than the probe
-/// expected. One turned away too early only means the next one is tracked,
-/// a frame later.
-const DUE_EARLY_MS: u64 = 20;
-
 pub(super) struct Camera {
     pub config: CameraConfig,
     pub source: CameraSource,
@@ -79,7 +72,11 @@ impl WindowClock {
     }
 
     fn now_ms(&self) -> u64 {
-        self.offset_ms + self.anchor.elapsed().as_millis() as u64
+        self.ms_at(Instant::now())
+    }
+
+    fn ms_at(&self, at: Instant) -> u64 {
+        self.offset_ms + at.saturating_duration_since(self.anchor).as_millis() as u64
     }
 
     /// Unix time in ms of camera time `t_ms`.
@@ -187,15 +184,15 @@ impl Camera {
     }
 
     fn stream(&self, decoder: &mut Decoder, a: &mut Analysis, clock: &WindowClock) -> End {
-        // A 25 fps camera tracked 5 times a second converts the frames it
-        // tracks to RGB (and the odd one that came a little early), not
-        // all 25: the others are dropped as decoded.
+        // A 25 fps camera tracked 5 times a second converts only the frames
+        // it tracks to RGB, not all 25: the others are dropped as decoded.
+        // A frame is timed by when it is ready for this thread, the instant
+        // the rule judged it by, so the two agree.
         let due = Arc::new(AtomicU64::new(a.schedule.next_due_ms()));
         let (next_due, at) = (due.clone(), *clock);
-        decoder.skip_unused(move |f| {
-            at.now_ms() + f.held_ms + DUE_EARLY_MS >= next_due.load(Ordering::Relaxed)
-        });
+        decoder.skip_unused(move |f| at.ms_at(f.ready_at) >= next_due.load(Ordering::Relaxed));
         let mut counted = Tally::default();
+        let mut last_t = 0;
         loop {
             if self.stopping() {
                 return End::Stopped;
@@ -213,7 +210,9 @@ impl Camera {
                 tally.converted - counted.converted,
             );
             counted = tally;
-            let t = clock.now_ms();
+            // Never backwards, whatever the sink's clock did.
+            let t = clock.ms_at(frame.ready_at()).max(last_t);
+            last_t = t;
             let slot = a.schedule.slot(t);
             due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
             if !slot.track {

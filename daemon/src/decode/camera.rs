@@ -294,24 +294,35 @@ mod tests {
     }
 
     #[test]
-    fn a_file_played_as_a_camera_says_how_long_the_sink_holds_each_frame() {
+    fn a_file_played_as_a_camera_says_when_the_sink_hands_each_frame_over() {
         // bikes.mp4 at its 25 fps: each frame is decoded about a frame ahead
         // of its time, and the sink holds it until then.
         let path = crate::decode::test_support::media("bikes.mp4");
-        let source = CameraSource::File(path);
-        let mut dec = Decoder::open_camera(&source, Duration::from_secs(5), 1).unwrap();
-        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = held.clone();
+        let mut dec =
+            Decoder::open_camera(&CameraSource::File(path), Duration::from_secs(5), 1).unwrap();
+        let judged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = judged.clone();
         dec.skip_unused(move |f| {
-            log.lock().unwrap().push(f.held_ms);
+            let held = f
+                .ready_at
+                .saturating_duration_since(std::time::Instant::now());
+            log.lock().unwrap().push((f.t_ms, f.ready_at, held));
             true
         });
+        let mut taken = Vec::new();
         for _ in 0..30 {
-            dec.next_frame().unwrap().expect("2 s of a 10 s clip");
+            let frame = dec.next_frame().unwrap().expect("2 s of a 10 s clip");
+            taken.push((frame.pts_ms(), frame.ready_at()));
         }
-        let mut held = held.lock().unwrap().clone();
+        let judged = judged.lock().unwrap().clone();
+        let mut held: Vec<u128> = judged.iter().map(|j| j.2.as_millis()).collect();
         held.sort_unstable();
         let median = held[held.len() / 2];
         assert!((10..=200).contains(&median), "held {held:?} ms");
+        // Each frame carries the instant the rule judged it by.
+        for (t, ready_at) in &taken {
+            let rule_saw = judged.iter().find(|j| j.0 == *t).map(|j| j.1);
+            assert_eq!(rule_saw, Some(*ready_at), "frame at {t} ms");
+        }
     }
 }

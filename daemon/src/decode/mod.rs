@@ -131,12 +131,21 @@ pub struct DecodedFrame {
     stride: usize,
     offset: usize,
     pts_ms: u64,
+    ready_at: Instant,
 }
 
 impl DecodedFrame {
     /// Presentation time in ms from the first frame of the stream.
     pub fn pts_ms(&self) -> u64 {
         self.pts_ms
+    }
+
+    /// When the frame was ready for the consumer: decoded, or for a file
+    /// played as a camera, due at the sink. The instant the skip rule was
+    /// given for it ([`FrameTime::ready_at`]), so a camera that times its
+    /// frames by it agrees with its rule.
+    pub fn ready_at(&self) -> Instant {
+        self.ready_at
     }
 
     /// A view of the pixels; rows are `stride` bytes apart (GStreamer pads
@@ -555,6 +564,7 @@ impl Decoder {
             .map_err(|_| DecodeError::Gst(format!("negative stride {stride}")))?;
 
         let raw_pts = buffer.pts();
+        let ready_at = self.skipper.ready_at(raw_pts).unwrap_or_else(Instant::now);
         let duration = buffer.duration();
         let pts = match (raw_pts, self.first_pts) {
             (Some(p), Some(first)) => p.saturating_sub(first),
@@ -587,6 +597,7 @@ impl Decoder {
             stride,
             offset,
             pts_ms,
+            ready_at,
         })
     }
 }
@@ -615,8 +626,8 @@ fn skip_before(convert: &gst::Element, pacing: Pacing) -> Result<Arc<Skipper>, D
             Pacing::RealTime => held_back(pad, buffer.pts()),
             Pacing::AsFastAsRead | Pacing::Live => None,
         };
-        let held_ms = held.map_or(0, gst::ClockTime::mseconds);
-        if probe.admit(buffer.pts(), buffer.duration(), held_ms) {
+        let held = held.map_or(Duration::ZERO, |h| Duration::from_nanos(h.nseconds()));
+        if probe.admit(buffer.pts(), buffer.duration(), held) {
             gst::PadProbeReturn::Ok
         } else {
             gst::PadProbeReturn::Handled

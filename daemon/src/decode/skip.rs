@@ -20,21 +20,28 @@
 //!
 //! A camera's schedule runs on the box's clock, not on the stream's, so its
 //! rule compares the clock with the next instant its schedule will want a
-//! frame (`camera::runner`). A file played as a camera is decoded a frame or
-//! so ahead of its time and held back by the sink, so the rule is also told
-//! how long the frame will be held ([`FrameTime::held_ms`]).
+//! frame (`camera::runner`), and it must know when the camera's thread will
+//! get the frame: at once for a live source, but a file played as a camera
+//! is decoded a frame or so ahead of its time and held back by the sink
+//! ([`FrameTime::ready_at`]). The frame carries that instant to the camera's
+//! thread, which times the frame by it, so the rule and the schedule agree.
 //!
 //! Every frame the probe sees is counted, so a camera's health reports what
 //! its source delivers, and how long ago, whatever the rule keeps.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 
 /// A rule is set right after preroll, when a few frames at most have
 /// passed. A decoder whose rule never comes stops recording here.
 const MAX_BEFORE_RULE: usize = 64;
+
+/// Converted frames whose ready instants are kept until the consumer takes
+/// them: more than the appsink holds.
+const READY_KEPT: usize = 8;
 
 /// What the probe knows of the stream, shared with the decoder.
 #[derive(Default)]
@@ -45,9 +52,9 @@ pub(super) struct Skipper(Mutex<State>);
 pub struct FrameTime {
     /// Stream time, from the first frame's PTS.
     pub t_ms: u64,
-    /// How long the sink will hold the frame back before the consumer can
-    /// take it: 0 unless the sink keeps to the stream's pace.
-    pub held_ms: u64,
+    /// When the consumer can take the frame: when it was decoded, or when
+    /// the sink will hand it over if the sink keeps to the stream's pace.
+    pub ready_at: Instant,
 }
 
 type Rule = Box<dyn FnMut(FrameTime) -> bool + Send>;
@@ -73,6 +80,9 @@ struct State {
     tally: Tally,
     /// When the last frame was decoded, kept or not.
     last_decoded_at: Option<Instant>,
+    /// Raw PTS and ready instant of the frames on their way to the
+    /// consumer, oldest first.
+    ready: VecDeque<(Option<gst::ClockTime>, Instant)>,
 }
 
 impl Skipper {
@@ -81,19 +91,39 @@ impl Skipper {
     }
 
     /// Whether a decoded frame goes on to conversion; the sink will hold
-    /// it back for `held_ms`.
+    /// it back for `held`.
     pub(super) fn admit(
         &self,
         pts: Option<gst::ClockTime>,
         duration: Option<gst::ClockTime>,
-        held_ms: u64,
+        held: Duration,
     ) -> bool {
+        let now = Instant::now();
+        let ready_at = now + held;
         let mut s = self.state();
-        s.last_decoded_at = Some(Instant::now());
-        let keep = s.keep(pts, duration, held_ms);
+        s.last_decoded_at = Some(now);
+        let keep = s.keep(pts, duration, ready_at);
         s.tally.decoded += 1;
         s.tally.converted += u64::from(keep);
+        if keep {
+            if s.ready.len() == READY_KEPT {
+                s.ready.pop_front();
+            }
+            s.ready.push_back((pts, ready_at));
+        }
         keep
+    }
+
+    /// The ready instant the rule was given for the converted frame at
+    /// `pts`; the frames before it are gone (the appsink dropped them).
+    pub(super) fn ready_at(&self, pts: Option<gst::ClockTime>) -> Option<Instant> {
+        let mut s = self.state();
+        while let Some((p, at)) = s.ready.pop_front() {
+            if p == pts {
+                return Some(at);
+            }
+        }
+        None
     }
 
     /// From now on frames for which `rule` answers false are dropped.
@@ -131,7 +161,7 @@ impl State {
         &mut self,
         pts: Option<gst::ClockTime>,
         duration: Option<gst::ClockTime>,
-        held_ms: u64,
+        ready_at: Instant,
     ) -> bool {
         let Some(pts) = pts else {
             self.off = true;
@@ -145,7 +175,7 @@ impl State {
         }
         let frame = FrameTime {
             t_ms: t.mseconds(),
-            held_ms,
+            ready_at,
         };
         if let Some(rule) = self.rule.as_mut() {
             return rule(frame);
@@ -170,16 +200,16 @@ mod tests {
     #[test]
     fn frames_before_the_rule_pass_and_are_replayed_into_it() {
         let skipper = Skipper::default();
-        assert!(skipper.admit(ms(5_000), ms(40), 0));
-        assert!(skipper.admit(ms(5_040), ms(40), 0));
+        assert!(skipper.admit(ms(5_000), ms(40), Duration::ZERO));
+        assert!(skipper.admit(ms(5_040), ms(40), Duration::ZERO));
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         skipper.set_rule(Box::new(move |f| {
             log.lock().unwrap().push(f.t_ms);
             f.t_ms % 80 == 0
         }));
-        assert!(skipper.admit(ms(5_080), ms(40), 0));
-        assert!(!skipper.admit(ms(5_120), ms(40), 0));
+        assert!(skipper.admit(ms(5_080), ms(40), Duration::ZERO));
+        assert!(!skipper.admit(ms(5_120), ms(40), Duration::ZERO));
         assert_eq!(*seen.lock().unwrap(), [0, 40, 80, 120]);
         assert_eq!(skipper.last_start().mseconds(), 120);
         assert_eq!(skipper.last_end().mseconds(), 160);
@@ -196,10 +226,10 @@ mod tests {
     fn a_frame_without_a_time_turns_skipping_off() {
         let skipper = Skipper::default();
         skipper.set_rule(Box::new(|_| false));
-        assert!(!skipper.admit(ms(0), None, 0));
-        assert!(skipper.admit(None, None, 0));
+        assert!(!skipper.admit(ms(0), None, Duration::ZERO));
+        assert!(skipper.admit(None, None, Duration::ZERO));
         assert!(
-            skipper.admit(ms(40), None, 0),
+            skipper.admit(ms(40), None, Duration::ZERO),
             "off for the rest of the stream"
         );
     }
@@ -208,10 +238,13 @@ mod tests {
     fn a_rule_that_never_comes_stops_the_recording() {
         let skipper = Skipper::default();
         for i in 0..(MAX_BEFORE_RULE as u64 + 10) {
-            assert!(skipper.admit(ms(i * 40), None, 0));
+            assert!(skipper.admit(ms(i * 40), None, Duration::ZERO));
         }
         skipper.set_rule(Box::new(|_| false));
-        assert!(skipper.admit(ms(10_000), None, 0), "skipping is off");
+        assert!(
+            skipper.admit(ms(10_000), None, Duration::ZERO),
+            "skipping is off"
+        );
         assert!(skipper.state().before_rule.is_empty());
     }
 }
