@@ -25,6 +25,20 @@ fn camera(health: &Value, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no camera {name} in {health}"))
 }
 
+/// 10 frames a second, 5 tracked: the frames the schedule does not want
+/// are dropped as they are decoded, before their conversion to RGB.
+/// Returns (converted, decoded).
+async fn most_frames_left_unconverted(daemon: &Daemon, name: &str) -> (u64, u64) {
+    let count = |what: &str| format!("wayside_camera_frames_{what}_total{{camera=\"{name}\"}}");
+    let converted = daemon.metric(&count("converted")).await;
+    let decoded = daemon.metric(&count("decoded")).await;
+    assert!(
+        converted * 10 < decoded * 9,
+        "{name}: {converted} of {decoded} frames converted"
+    );
+    (converted, decoded)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn file_camera_counts_reach_mqtt_and_status_goes_offline_on_kill() {
     let started = Instant::now();
@@ -130,18 +144,9 @@ async fn file_camera_counts_reach_mqtt_and_status_goes_offline_on_kill() {
             .await
             >= 20
     );
-    // A file played as a camera skips unconverted what the schedule does
-    // not want too, though its sink holds each frame until its time.
-    let decoded = daemon
-        .metric("wayside_camera_frames_decoded_total{camera=\"lab\"}")
-        .await;
-    let converted = daemon
-        .metric("wayside_camera_frames_converted_total{camera=\"lab\"}")
-        .await;
-    assert!(
-        converted * 10 < decoded * 9,
-        "{converted} of {decoded} frames converted"
-    );
+    // A file played as a camera, though its sink holds each frame until
+    // its time.
+    most_frames_left_unconverted(&daemon, "lab").await;
 
     // The web page's view: the latest annotated frame and the last window.
     let views: Value = reqwest::get(daemon.url("/cameras"))
@@ -264,18 +269,7 @@ async fn rtsp_camera_recovers_when_its_server_comes_back() {
             .await
             >= 4
     );
-    // 10 frames a second, 5 tracked: the frames the schedule does not want
-    // are dropped as they are decoded, before their conversion to RGB.
-    let decoded = daemon
-        .metric("wayside_camera_frames_decoded_total{camera=\"gate\"}")
-        .await;
-    let converted = daemon
-        .metric("wayside_camera_frames_converted_total{camera=\"gate\"}")
-        .await;
-    assert!(
-        converted * 10 < decoded * 9,
-        "{converted} of {decoded} frames converted"
-    );
+    let (converted, decoded) = most_frames_left_unconverted(&daemon, "gate").await;
     drop(server);
     eprintln!(
         "down seen after {detected:?}, up {recovered:?} after restart; {converted} of {decoded} \
