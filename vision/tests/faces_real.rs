@@ -10,14 +10,16 @@ use std::fs::File;
 use ndarray_npy::ReadNpyExt;
 use serde::Deserialize;
 use tract_onnx::prelude::tract_ndarray::ArrayD;
+use wayside_vision::classes::ResolvedClassMap;
 use wayside_vision::detect::decode::{DecodeSpec, Output};
 use wayside_vision::detect::nms::nms;
+use wayside_vision::detect::{Detector, DetectorConfig};
 use wayside_vision::face::decode::decode_yunet;
-use wayside_vision::face::detect::{FaceDetector, FaceDetectorConfig, as_detections};
+use wayside_vision::face::detect::{FaceDetector, FaceDetectorConfig, as_detections, head_region};
 use wayside_vision::face::embed::Embedder;
 use wayside_vision::face::keeper::{BestPerTrack, KeeperConfig};
 use wayside_vision::face::quality::Rejection;
-use wayside_vision::face::{EMBEDDING_DIM, Face, FaceEngine, QualityConfig};
+use wayside_vision::face::{EMBEDDING_DIM, Face, FaceDetection, FaceEngine, QualityConfig};
 use wayside_vision::runtime::Model;
 use wayside_vision::track::{TrackState, Tracker, TrackerConfig};
 use wayside_vision::{BBox, RgbFrame};
@@ -349,4 +351,100 @@ fn one_kept_face_per_tracked_person() {
     kept.extend(keeper.finish());
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert_ne!(kept[0].track_id, kept[1].track_id);
+}
+
+/// zidane.jpg at half its size on a 1280x720 grey frame, at (`x`, `y`): the
+/// two men stand 360 px tall, with faces of 50 and 68 px.
+fn zidane_far(x: i64, y: i64) -> image::RgbImage {
+    let small = image::imageops::resize(
+        &photo("zidane.jpg"),
+        640,
+        360,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut frame = image::RgbImage::from_pixel(1280, 720, image::Rgb([90, 90, 90]));
+    image::imageops::overlay(&mut frame, &small, x, y);
+    frame
+}
+
+/// The face of `near` that best overlaps `f`, and how well.
+fn best<'a>(near: &'a [FaceDetection], f: &FaceDetection) -> Option<(&'a FaceDetection, f32)> {
+    near.iter()
+        .map(|n| (n, n.bbox.iou(&f.bbox)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Looking for faces only around the heads of the people the object
+/// detector found finds the faces the whole frame shows, at their places.
+#[test]
+fn faces_near_the_heads_are_the_faces_of_the_whole_frame() {
+    let e = engine("face-embedder");
+    let mut s = e.session();
+    let people = {
+        let entry = common::model("detector");
+        Detector::load(
+            &entry.path(),
+            entry.input.clone(),
+            entry.decode(),
+            ResolvedClassMap::default(),
+            DetectorConfig::default(),
+        )
+        .expect("detector loads")
+    };
+    let mut people = people.session();
+    for (x, y) in [(600, 330), (40, 20), (330, 180)] {
+        let img = zidane_far(x, y);
+        let frame = RgbFrame::from_image(&img).unwrap();
+        let whole = s.detect(&frame).unwrap();
+        assert_eq!(whole.len(), 2, "at {x},{y}: {whole:?}");
+        let objects = people.detect(&frame).unwrap();
+        let region = head_region(&objects, QualityConfig::default().min_face_px)
+            .unwrap_or_else(|| panic!("at {x},{y} nobody is tall: {objects:?}"));
+        let near = s.detect_near(&frame, region).unwrap();
+        assert_eq!(near.len(), whole.len(), "at {x},{y}: {near:?} vs {whole:?}");
+        for f in &whole {
+            let (n, iou) = best(&near, f).unwrap();
+            assert!(iou > 0.97, "at {x},{y}: {n:?} vs {f:?}");
+            assert!(
+                (n.score - f.score).abs() < 0.02,
+                "at {x},{y}: {n:?} vs {f:?}"
+            );
+            for (a, b) in n.landmarks.iter().zip(&f.landmarks) {
+                assert!(
+                    (a[0] - b[0]).abs() < 1.5 && (a[1] - b[1]).abs() < 1.5,
+                    "at {x},{y}: {n:?} vs {f:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A window whose edge runs through a face reports no cut face: what it
+/// finds is a face the whole frame shows, where it shows it.
+#[test]
+fn a_window_reports_no_face_its_edge_cuts() {
+    let e = engine("face-embedder");
+    let mut s = e.session();
+    let img = zidane_far(320, 180);
+    let frame = RgbFrame::from_image(&img).unwrap();
+    let whole = s.detect(&frame).unwrap();
+    assert_eq!(whole.len(), 2, "{whole:?}");
+    let (mut cut, mut whole_seen) = (0, [0; 2]);
+    // Regions 64 px high moved down past both faces in 4 px steps: their
+    // windows' lower and upper edges cross each face.
+    for top in (0..720 - 64).step_by(4) {
+        let region = BBox::new(320.0, top as f32, 960.0, top as f32 + 64.0);
+        for n in s.detect_near(&frame, region).unwrap() {
+            let (f, iou) = best(&whole, &n).unwrap();
+            if iou < 0.9 {
+                eprintln!("region from {top}: {n:?}, IoU {iou:.2} with {f:?}");
+                cut += 1;
+            } else {
+                whole_seen[usize::from(std::ptr::eq(f, &whole[1]))] += 1;
+            }
+        }
+    }
+    assert_eq!(cut, 0, "faces cut by a window's edge");
+    // Each face is seen whole from the windows that hold it.
+    assert!(whole_seen.iter().all(|&n| n >= 10), "{whole_seen:?}");
 }

@@ -4,10 +4,11 @@
 //! leaves is a [`FaceSighting`]: the vector, a JPEG of the face and its time.
 
 use image::RgbImage;
+use wayside_vision::face::detect::head_region;
 use wayside_vision::face::keeper::{BestPerTrack, Kept};
 use wayside_vision::face::{FaceEngine, FaceSession};
 use wayside_vision::track::{TrackState, Tracker};
-use wayside_vision::{Detection, Kind, RgbFrame};
+use wayside_vision::{Detection, RgbFrame};
 
 use super::PipelineError;
 use crate::config::FacesConfig;
@@ -57,19 +58,18 @@ impl<'a> FaceStage<'a> {
 
     /// One tracked frame, with the object detector's findings. The face
     /// detector only runs when someone is close enough to show a face the
-    /// quality gate could keep ([`could_show_a_face`]): an empty road, or
-    /// passers-by far from the camera, cost nothing. The face tracker still
-    /// ages its tracks on the other frames.
+    /// quality gate could keep, and only around their heads ([`head_region`]):
+    /// an empty road, or passers-by far from the camera, cost nothing. The
+    /// face tracker still ages its tracks on the other frames.
     pub fn observe(
         &mut self,
         frame: &RgbFrame,
         t_ms: u64,
         objects: &[Detection],
     ) -> Result<Vec<FaceSighting>, PipelineError> {
-        let found = if could_show_a_face(objects, self.config.quality.min_face_px) {
-            self.session.detect(frame)?
-        } else {
-            Vec::new()
+        let found = match head_region(objects, self.config.quality.min_face_px) {
+            Some(region) => self.session.detect_near(frame, region)?,
+            None => Vec::new(),
         };
         let detections = wayside_vision::face::detect::as_detections(&found);
         let tracks = self.tracker.update(&detections, t_ms);
@@ -111,45 +111,5 @@ impl<'a> FaceStage<'a> {
                 })
             })
             .collect()
-    }
-}
-
-/// A face box is about a seventh of a standing person's height, and about
-/// a quarter of the box of someone cut off at the waist by the frame's edge.
-/// Below four face heights, no person box can hold a face the gate keeps.
-const PERSON_TO_FACE: f32 = 4.0;
-
-/// Whether any detected person is tall enough to show a face of at least
-/// `min_face_px`. On the pedestrian clip (people 80–180 px tall in a 576 px
-/// frame, faces of 10–25 px) this skips nearly every frame.
-fn could_show_a_face(objects: &[Detection], min_face_px: f32) -> bool {
-    objects
-        .iter()
-        .any(|d| d.kind == Kind::Pedestrian && d.bbox.height() >= min_face_px * PERSON_TO_FACE)
-}
-
-#[cfg(test)]
-mod tests {
-    use wayside_vision::BBox;
-
-    use super::*;
-
-    fn person(height: f32) -> Detection {
-        Detection {
-            bbox: BBox::new(10.0, 10.0, 10.0 + height / 3.0, 10.0 + height),
-            score: 0.9,
-            class_id: 0,
-            kind: Kind::Pedestrian,
-        }
-    }
-
-    #[test]
-    fn faces_are_looked_for_only_near_the_camera() {
-        assert!(!could_show_a_face(&[], 40.0));
-        assert!(!could_show_a_face(&[person(120.0), person(159.0)], 40.0));
-        assert!(could_show_a_face(&[person(120.0), person(160.0)], 40.0));
-        let mut car = person(400.0);
-        car.kind = Kind::Vehicle;
-        assert!(!could_show_a_face(&[car], 40.0));
     }
 }

@@ -15,6 +15,8 @@ use crate::{BBox, RgbFrame};
 pub enum PreprocessError {
     #[error("resize failed: {0}")]
     Resize(String),
+    #[error("window {0:?} is not within the input its frame fits")]
+    Window(Window),
     #[error(
         "[model.input] trim_padding = {multiple} must divide width {width} and height {height}"
     )]
@@ -126,6 +128,12 @@ impl Preprocess {
         }
     }
 
+    /// Where a `sw` × `sh` frame goes in the input: what [`Letterboxer::run`]
+    /// will return for it, without resizing anything.
+    pub fn letterbox(&self, sw: u32, sh: u32) -> Letterbox {
+        self.fit(sw, sh).0
+    }
+
     /// Where a `sw` × `sh` frame goes: scaled to fit the full input, padded
     /// (centred or not), then the padding trimmed ([`Self::trim_padding`]).
     /// Returns the transform and the size the frame is scaled to.
@@ -185,6 +193,64 @@ impl Letterbox {
     pub fn point_to_source(&self, [x, y]: [f32; 2]) -> [f32; 2] {
         [(x - self.pad_x) / self.scale, (y - self.pad_y) / self.scale]
     }
+
+    /// The smallest window of this input that holds `region` (source
+    /// pixels), with its corner on the `block` grid and its sides whole
+    /// multiples of `step` (itself a multiple of `block`), or the input's own
+    /// sides where those are less. For a fully convolutional model whose
+    /// largest stride is `block`, every pixel of the window keeps its place
+    /// on the stride grid, so the model sees there what it sees in the whole
+    /// input, up to the context its receptive field loses at the window's
+    /// edges. Each window size is another input shape to plan for: `step`
+    /// bounds how many there are.
+    pub fn window(&self, region: BBox, block: u32, step: u32) -> Window {
+        let side = |lo: f32, hi: f32, pad: f32, full: u32| {
+            let at = |v: f32| (v * self.scale + pad).clamp(0.0, full as f32);
+            let start = (at(lo) / block as f32).floor() as u32 * block;
+            let end = (at(hi) / block as f32).ceil() as u32 * block;
+            let len = (end.saturating_sub(start).max(1))
+                .div_ceil(step)
+                .saturating_mul(step)
+                .min(full);
+            (start.min(full - len), len)
+        };
+        let (x, width) = side(region.x1, region.x2, self.pad_x, self.input_width);
+        let (y, height) = side(region.y1, region.y2, self.pad_y, self.input_height);
+        Window {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    /// The transform of the part of this input inside `w`: what a model run
+    /// on the window alone reports is mapped back through it.
+    fn within(&self, w: Window) -> Letterbox {
+        Letterbox {
+            input_width: w.width,
+            input_height: w.height,
+            pad_x: self.pad_x - w.x as f32,
+            pad_y: self.pad_y - w.y as f32,
+            ..*self
+        }
+    }
+}
+
+/// A rectangle of a model's input, in input pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Window {
+    /// Whether `w` × `h` is this window's whole.
+    pub fn covers(&self, w: u32, h: u32) -> bool {
+        (self.x, self.y, self.width, self.height) == (0, 0, w, h)
+    }
 }
 
 /// Reusable buffers, so the hot path allocates nothing per frame.
@@ -214,9 +280,35 @@ impl Letterboxer {
         frame: &RgbFrame,
         out: &mut Vec<f32>,
     ) -> Result<Letterbox, PreprocessError> {
+        self.run_in(frame, None, out)
+    }
+
+    /// [`run`](Self::run), but write only `window` of the input (all of it
+    /// when `None`): the tensor holds what those pixels of the whole input
+    /// would hold, value for value.
+    pub fn run_in(
+        &mut self,
+        frame: &RgbFrame,
+        window: Option<Window>,
+        out: &mut Vec<f32>,
+    ) -> Result<Letterbox, PreprocessError> {
         let s = &self.spec;
         let (sw, sh) = (frame.width(), frame.height());
-        let (transform, [nw, nh]) = s.fit(sw, sh);
+        let (full, [nw, nh]) = s.fit(sw, sh);
+        let window = window.unwrap_or(Window {
+            x: 0,
+            y: 0,
+            width: full.input_width,
+            height: full.input_height,
+        });
+        if window.width == 0
+            || window.height == 0
+            || window.x + window.width > full.input_width
+            || window.y + window.height > full.input_height
+        {
+            return Err(PreprocessError::Window(window));
+        }
+        let transform = full.within(window);
 
         let packed = frame.packed();
         // Typed views, not `Image`/`ImageRef`: `Resizer::resize` dispatches on
@@ -233,23 +325,30 @@ impl Letterboxer {
             .resize_typed(&src, &mut dst, &opts)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
 
-        let w = transform.input_width as usize;
-        let plane = w * transform.input_height as usize;
+        let w = window.width as usize;
+        let plane = w * window.height as usize;
         out.clear();
         out.resize(3 * plane, 0.0);
         // Channel c of the tensor reads source channel order[c].
         let order = if s.bgr { [2, 1, 0] } else { [0, 1, 2] };
         let norm: [(f32, f32); 3] = std::array::from_fn(|c| (s.mean[c], 1.0 / s.std[c]));
         let pad_px: [f32; 3] = std::array::from_fn(|c| (s.pad - norm[c].0) * norm[c].1);
-        let (px, py) = (transform.pad_x as usize, transform.pad_y as usize);
+        // Where the scaled frame lies in the window: rows and columns from
+        // the window's corner, clipped to the window.
+        let (wx, wy) = (window.x as usize, window.y as usize);
+        let (fx, fy) = (full.pad_x as usize, full.pad_y as usize);
         let (nw, nh) = (nw as usize, nh as usize);
+        let px = fx.saturating_sub(wx).min(w);
+        let span = (fx + nw).saturating_sub(wx).min(w).saturating_sub(px);
+        let first = (wx + px).saturating_sub(fx);
         // Row by row: padding is a fill, and a row of the frame one pass over
         // its scaled pixels, with no test per value: 0.2 ms for 720p into
         // 416×288 against 1.1 with a test per value (docs/BENCHMARKS.md).
         let frame_row = |y: usize| {
-            (py..py + nh)
-                .contains(&y)
-                .then(|| &self.scaled[(y - py) * nw * 3..(y - py + 1) * nw * 3])
+            (fy..fy + nh).contains(&(y + wy)).then(|| {
+                let row = (y + wy - fy) * nw;
+                &self.scaled[(row + first) * 3..(row + first + span) * 3]
+            })
         };
         match s.layout {
             Layout::Nchw => {
@@ -261,7 +360,7 @@ impl Letterboxer {
                             continue;
                         };
                         let (left, rest) = row.split_at_mut(px);
-                        let (inside, right) = rest.split_at_mut(nw);
+                        let (inside, right) = rest.split_at_mut(span);
                         left.fill(pad_px[c]);
                         right.fill(pad_px[c]);
                         for (v, p) in inside.iter_mut().zip(src.chunks_exact(3)) {
@@ -282,7 +381,7 @@ impl Letterboxer {
                         continue;
                     };
                     let (left, rest) = row.split_at_mut(px * 3);
-                    let (inside, right) = rest.split_at_mut(nw * 3);
+                    let (inside, right) = rest.split_at_mut(span * 3);
                     pad(left);
                     pad(right);
                     for (v, p) in inside.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
@@ -395,6 +494,128 @@ mod tests {
             s.validate(),
             Err(PreprocessError::TrimPadding { multiple: 48, .. })
         ));
+    }
+
+    /// A frame whose every pixel differs from its neighbours, so a window
+    /// read one pixel off shows.
+    fn gradient(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 251) as u8,
+                (y * 5 % 241) as u8,
+                ((x + y) % 256) as u8,
+            ])
+        })
+    }
+
+    #[test]
+    fn a_window_holds_what_the_whole_input_holds_there() {
+        // 200x90 into 64x64 with blocks of 16: scale 0.32, 64x29 centred
+        // with 17 rows of padding above and 18 below, trimmed to a 64x32
+        // input with the frame on rows 1 to 29.
+        let img = gradient(200, 90);
+        let frame = RgbFrame::from_image(&img).unwrap();
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let mut s = spec(true);
+            s.layout = layout;
+            s.trim_padding = NonZeroU32::new(16);
+            let mut lb = Letterboxer::new(s.clone());
+            let (mut whole, mut part) = (Vec::new(), Vec::new());
+            let full = lb.run(&frame, &mut whole).unwrap();
+            assert_eq!((full.input_width, full.input_height), (64, 32));
+            assert_eq!(s.letterbox(200, 90), full);
+            // Windows on the padding's edge, across the frame, and inside.
+            for (x, y, width, height) in [(0, 0, 64, 32), (16, 0, 32, 16), (48, 16, 16, 16)] {
+                let win = Window {
+                    x,
+                    y,
+                    width,
+                    height,
+                };
+                let t = lb.run_in(&frame, Some(win), &mut part).unwrap();
+                assert_eq!((t.input_width, t.input_height), (width, height));
+                let (x, y, width, height) =
+                    (x as usize, y as usize, width as usize, height as usize);
+                let at = |c: usize, row: usize, col: usize| match layout {
+                    Layout::Nchw => (c * 32 + row) * 64 + col,
+                    Layout::Nhwc => (row * 64 + col) * 3 + c,
+                };
+                let at_window = |c: usize, row: usize, col: usize| match layout {
+                    Layout::Nchw => (c * height + row) * width + col,
+                    Layout::Nhwc => (row * width + col) * 3 + c,
+                };
+                for c in 0..3 {
+                    for row in 0..height {
+                        for col in 0..width {
+                            assert_eq!(
+                                part[at_window(c, row, col)],
+                                whole[at(c, y + row, x + col)],
+                                "{layout:?} {win:?} channel {c} at {row},{col}"
+                            );
+                        }
+                    }
+                }
+                // A box the model reports in the window maps back where the
+                // same box, offset into the whole input, does.
+                let b = BBox::new(3.0, 4.0, 9.0, 12.0);
+                let offset = BBox::new(
+                    b.x1 + x as f32,
+                    b.y1 + y as f32,
+                    b.x2 + x as f32,
+                    b.y2 + y as f32,
+                );
+                assert_eq!(t.to_source(b), full.to_source(offset));
+                assert_eq!(
+                    t.point_to_source([5.0, 6.0]),
+                    full.point_to_source([5.0 + x as f32, 6.0 + y as f32])
+                );
+            }
+            let beyond = Window {
+                x: 16,
+                y: 16,
+                width: 16,
+                height: 32,
+            };
+            assert!(matches!(
+                lb.run_in(&frame, Some(beyond), &mut part),
+                Err(PreprocessError::Window(w)) if w == beyond
+            ));
+        }
+    }
+
+    #[test]
+    fn a_window_is_the_smallest_on_the_grid_that_holds_the_region() {
+        // A 1280x720 frame in a 640x384 input (YuNet's, trimmed): scale 0.5.
+        let full = Letterbox {
+            input_width: 640,
+            input_height: 384,
+            scale: 0.5,
+            pad_x: 0.0,
+            pad_y: 0.0,
+            src_width: 1280,
+            src_height: 720,
+        };
+        let win = |x1, y1, x2, y2| full.window(BBox::new(x1, y1, x2, y2), 32, 128);
+        let w = |x, y, width, height| Window {
+            x,
+            y,
+            width,
+            height,
+        };
+        // Input 150..250 x 50..110: corner down to the grid, sides up to 128.
+        assert_eq!(win(300.0, 100.0, 500.0, 220.0), w(128, 32, 128, 128));
+        // Wider than one step: two.
+        assert_eq!(win(300.0, 100.0, 600.0, 220.0), w(128, 32, 256, 128));
+        // Against the right and bottom edges: moved in, still on the grid.
+        assert_eq!(win(1200.0, 700.0, 1280.0, 720.0), w(512, 256, 128, 128));
+        // Past the edges: clipped first.
+        assert_eq!(win(-50.0, -50.0, 40.0, 40.0), w(0, 0, 128, 128));
+        // Taller than the input can be: the input's own height.
+        assert_eq!(win(0.0, 0.0, 10.0, 720.0), w(0, 0, 128, 384));
+        assert!(win(0.0, 0.0, 1280.0, 720.0).covers(640, 384));
+        assert!(!win(0.0, 0.0, 1280.0, 700.0).covers(640, 352));
+        // A region of no size still has a window.
+        assert_eq!(win(400.0, 400.0, 400.0, 400.0), w(192, 192, 128, 128));
     }
 
     #[test]

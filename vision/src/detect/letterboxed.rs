@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::DetectError;
 use super::decode::Output;
-use super::letterbox::{Letterbox, Letterboxer, Preprocess};
+use super::letterbox::{Letterbox, Letterboxer, Preprocess, Window};
 use crate::RgbFrame;
 use crate::runtime::{self, Plans, Session, Tensor};
 
@@ -73,7 +73,13 @@ impl LetterboxedSession {
     }
 
     pub fn run(&mut self, frame: &RgbFrame) -> Result<Ran, DetectError> {
-        let transform = self.letterbox.run(frame, &mut self.input)?;
+        self.run_in(frame, None)
+    }
+
+    /// [`run`](Self::run) on `window` of the input only
+    /// ([`Letterboxer::run_in`]); each window size has a plan of its own.
+    pub fn run_in(&mut self, frame: &RgbFrame, window: Option<Window>) -> Result<Ran, DetectError> {
+        let transform = self.letterbox.run_in(frame, window, &mut self.input)?;
         self.input_size = Some([transform.input_width, transform.input_height]);
         let shape = self
             .letterbox

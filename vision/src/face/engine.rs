@@ -81,6 +81,16 @@ impl FaceSession<'_> {
         self.detect.detect(frame)
     }
 
+    /// Faces in and around `region` of `frame`, found on that part of the
+    /// frame only ([`FaceDetectorSession::detect_near`]).
+    pub fn detect_near(
+        &mut self,
+        frame: &RgbFrame,
+        region: BBox,
+    ) -> Result<Vec<FaceDetection>, FaceError> {
+        self.detect.detect_near(frame, region)
+    }
+
     /// The embedder's aligned crop of `face`.
     pub fn align(
         &self,
