@@ -7,8 +7,9 @@
 //! ```
 //!
 //! and hands out frames one at a time with [`Decoder::next_frame`]. A probe
-//! in front of `videoconvert` drops the frames a job or a camera will not
-//! use before they are converted ([`Decoder::skip_unused`], `skip.rs`).
+//! in front of `videoconvert` times every frame and drops the frames a job
+//! or a camera will not use before they are converted
+//! ([`Decoder::skip_unused`], `skip.rs`).
 //! It sits between the sources (an upload saved to disk) and detection:
 //! each [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its
 //! bytes as a [`RgbFrame`], so pixels reach the detector without a copy.
@@ -175,10 +176,6 @@ pub struct Decoder {
     bus: gst::Bus,
     info: VideoInfo,
     layout: Option<Layout>,
-    /// Raw PTS of the first frame, subtracted so times start at 0.
-    first_pts: Option<gst::ClockTime>,
-    /// End (pts + duration) of the last frame, relative to `first_pts`.
-    last_end: gst::ClockTime,
     finished: bool,
     /// How frames reach the appsink; a live source only produces them once
     /// playing.
@@ -186,8 +183,8 @@ pub struct Decoder {
     /// Cameras: no frame for this long is an error, not a wait (a camera
     /// whose network went away often posts nothing at all).
     stall_timeout: Option<Duration>,
-    /// Counts every decoded frame, and drops those the consumer's rule
-    /// turns down before conversion.
+    /// Times and counts every decoded frame, and drops those the
+    /// consumer's rule turns down before conversion: the stream's clock.
     skipper: Arc<Skipper>,
 }
 
@@ -345,8 +342,6 @@ impl Decoder {
                 fps: None,
             },
             layout: None,
-            first_pts: None,
-            last_end: gst::ClockTime::ZERO,
             finished: false,
             pacing: front.pacing,
             stall_timeout: None,
@@ -527,10 +522,10 @@ impl Decoder {
     /// duration, then simply reach EOS where the bytes run out: GStreamer
     /// posts no error, so a cut-short upload is recognised here.
     fn check_complete(&self) -> Result<(), DecodeError> {
-        let (Some(duration_ms), Some(_)) = (self.info.duration_ms, self.first_pts) else {
+        let Some(duration_ms) = self.info.duration_ms.filter(|_| self.tally().decoded > 0) else {
             return Ok(());
         };
-        let ended_ms = self.last_end.max(self.skipper.last_end()).mseconds();
+        let ended_ms = self.skipper.last_end().mseconds();
         // Audio may outlast video a little; allow a second or a tenth.
         let slack = TRUNCATION_SLACK.as_millis().max(duration_ms as u128 / 10) as u64;
         if ended_ms + slack < duration_ms {
@@ -563,23 +558,11 @@ impl Decoder {
         let stride = usize::try_from(stride)
             .map_err(|_| DecodeError::Gst(format!("negative stride {stride}")))?;
 
-        let raw_pts = buffer.pts();
-        let ready_at = self.skipper.ready_at(raw_pts).unwrap_or_else(Instant::now);
-        let duration = buffer.duration();
-        let pts = match (raw_pts, self.first_pts) {
-            (Some(p), Some(first)) => p.saturating_sub(first),
-            (Some(p), None) => {
-                self.first_pts = Some(p);
-                gst::ClockTime::ZERO
-            }
-            // No timestamp (rare, some raw streams): continue from the last
-            // frame so times stay monotonic.
-            (None, _) => {
-                self.first_pts.get_or_insert(gst::ClockTime::ZERO);
-                self.last_end
-            }
-        };
-        self.last_end = pts + duration.unwrap_or(gst::ClockTime::ZERO);
+        // Lost only if more frames were converted than the sink can hold.
+        let (pts, ready_at) = self
+            .skipper
+            .take(buffer.pts())
+            .unwrap_or_else(|| (self.skipper.last_start(), Instant::now()));
         let pts_ms = pts.mseconds();
 
         let buffer = buffer
@@ -627,13 +610,29 @@ fn skip_before(convert: &gst::Element, pacing: Pacing) -> Result<Arc<Skipper>, D
             Pacing::AsFastAsRead | Pacing::Live => None,
         };
         let held = held.map_or(Duration::ZERO, |h| Duration::from_nanos(h.nseconds()));
-        if probe.admit(buffer.pts(), buffer.duration(), held) {
+        let length = buffer
+            .duration()
+            .or_else(|| frame_interval(pad))
+            .unwrap_or(skip::UNKNOWN_FRAME);
+        if probe.admit(buffer.pts(), length, held) {
             gst::PadProbeReturn::Ok
         } else {
             gst::PadProbeReturn::Handled
         }
     });
     Ok(skipper)
+}
+
+/// One frame's time at the frame rate the caps on `pad` declare; `None`
+/// for a variable or unknown rate (0/1).
+fn frame_interval(pad: &gst::Pad) -> Option<gst::ClockTime> {
+    let caps = pad.current_caps()?;
+    let rate = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
+    let (n, d) = (
+        u64::try_from(rate.numer()).ok()?,
+        u64::try_from(rate.denom()).ok()?,
+    );
+    (n > 0 && d > 0).then(|| gst::ClockTime::from_nseconds(1_000_000_000 * d / n))
 }
 
 /// How long a sink that keeps to the clock will hold a frame at `pts`

@@ -12,11 +12,11 @@
 //! the rule skips leaves the rule unchanged, as `pipeline::Schedule` does:
 //! the probe feeds it every frame, the job sees only the kept ones, and both
 //! agree. Frames that pass before the rule is set (the preroll frame, the
-//! appsink's queue) are replayed into it then. Times are counted as the
-//! decoder counts them, from the first frame's PTS. A frame without a PTS
-//! turns skipping off for the rest of the stream: the decoder times such a
-//! frame from the frames it was handed, and those would no longer be the
-//! frames the probe counted.
+//! appsink's queue) are replayed into it then. The probe is the stream's one
+//! clock: it times every frame, from the first frame's PTS, and each frame
+//! the consumer takes carries the time the rule was given for it
+//! ([`Skipper::take`]). A frame without a PTS (a raw MJPEG stream) starts
+//! where the frame before it ended.
 //!
 //! A camera's schedule runs on the box's clock, not on the stream's, so its
 //! rule compares the clock with the next instant its schedule will want a
@@ -39,9 +39,14 @@ use gstreamer as gst;
 /// passed. A decoder whose rule never comes stops recording here.
 const MAX_BEFORE_RULE: usize = 64;
 
-/// Converted frames whose ready instants are kept until the consumer takes
-/// them: more than the appsink holds.
+/// Converted frames whose times are kept until the consumer takes them:
+/// more than the appsink holds.
 const READY_KEPT: usize = 8;
+
+/// How long a frame lasts when neither it nor its stream's caps say: a raw
+/// stream without timestamps or frame rate is timed as ffmpeg times it, at
+/// 25 frames a second.
+pub(super) const UNKNOWN_FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
 
 /// What the probe knows of the stream, shared with the decoder.
 #[derive(Default)]
@@ -73,6 +78,7 @@ struct State {
     /// The frames that passed before the rule was set.
     before_rule: Vec<FrameTime>,
     rule: Option<Rule>,
+    /// Set when the rule never came: every frame passes.
     off: bool,
     /// Start and end of the last frame decoded, kept or not.
     last_start: gst::ClockTime,
@@ -80,9 +86,9 @@ struct State {
     tally: Tally,
     /// When the last frame was decoded, kept or not.
     last_decoded_at: Option<Instant>,
-    /// Raw PTS and ready instant of the frames on their way to the
-    /// consumer, oldest first.
-    ready: VecDeque<(Option<gst::ClockTime>, Instant)>,
+    /// Raw PTS, stream time and ready instant of the frames on their way
+    /// to the consumer, oldest first.
+    ready: VecDeque<(Option<gst::ClockTime>, gst::ClockTime, Instant)>,
 }
 
 impl Skipper {
@@ -90,37 +96,39 @@ impl Skipper {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a decoded frame goes on to conversion; the sink will hold
-    /// it back for `held`.
+    /// Whether a decoded frame goes on to conversion. The frame lasts
+    /// `length`; the sink will hold it back for `held`.
     pub(super) fn admit(
         &self,
         pts: Option<gst::ClockTime>,
-        duration: Option<gst::ClockTime>,
+        length: gst::ClockTime,
         held: Duration,
     ) -> bool {
         let now = Instant::now();
         let ready_at = now + held;
         let mut s = self.state();
         s.last_decoded_at = Some(now);
-        let keep = s.keep(pts, duration, ready_at);
+        let t = s.time(pts, length);
+        let keep = s.keep(t, ready_at);
         s.tally.decoded += 1;
         s.tally.converted += u64::from(keep);
         if keep {
             if s.ready.len() == READY_KEPT {
                 s.ready.pop_front();
             }
-            s.ready.push_back((pts, ready_at));
+            s.ready.push_back((pts, t, ready_at));
         }
         keep
     }
 
-    /// The ready instant the rule was given for the converted frame at
-    /// `pts`; the frames before it are gone (the appsink dropped them).
-    pub(super) fn ready_at(&self, pts: Option<gst::ClockTime>) -> Option<Instant> {
+    /// The stream time and ready instant the rule was given for the
+    /// converted frame at raw `pts`; the frames before it are gone (the
+    /// appsink dropped them). Frames without a PTS are taken in order.
+    pub(super) fn take(&self, pts: Option<gst::ClockTime>) -> Option<(gst::ClockTime, Instant)> {
         let mut s = self.state();
-        while let Some((p, at)) = s.ready.pop_front() {
+        while let Some((p, t, at)) = s.ready.pop_front() {
             if p == pts {
-                return Some(at);
+                return Some((t, at));
             }
         }
         None
@@ -156,20 +164,20 @@ impl Skipper {
 }
 
 impl State {
-    /// The rule's answer for a frame, or yes while there is none.
-    fn keep(
-        &mut self,
-        pts: Option<gst::ClockTime>,
-        duration: Option<gst::ClockTime>,
-        ready_at: Instant,
-    ) -> bool {
-        let Some(pts) = pts else {
-            self.off = true;
-            return true;
+    /// Stream time of a frame: from the first frame's PTS, or right after
+    /// the frame before when it has none.
+    fn time(&mut self, pts: Option<gst::ClockTime>, length: gst::ClockTime) -> gst::ClockTime {
+        let t = match pts {
+            Some(pts) => pts.saturating_sub(*self.first_pts.get_or_insert(pts)),
+            None => self.last_end,
         };
-        let t = pts.saturating_sub(*self.first_pts.get_or_insert(pts));
         self.last_start = t;
-        self.last_end = t + duration.unwrap_or(gst::ClockTime::ZERO);
+        self.last_end = t + length;
+        t
+    }
+
+    /// The rule's answer for a frame at `t`, or yes while there is none.
+    fn keep(&mut self, t: gst::ClockTime, ready_at: Instant) -> bool {
         if self.off {
             return true;
         }
@@ -197,19 +205,21 @@ mod tests {
         Some(gst::ClockTime::from_mseconds(v))
     }
 
+    const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
     #[test]
     fn frames_before_the_rule_pass_and_are_replayed_into_it() {
         let skipper = Skipper::default();
-        assert!(skipper.admit(ms(5_000), ms(40), Duration::ZERO));
-        assert!(skipper.admit(ms(5_040), ms(40), Duration::ZERO));
+        assert!(skipper.admit(ms(5_000), FRAME, Duration::ZERO));
+        assert!(skipper.admit(ms(5_040), FRAME, Duration::ZERO));
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         skipper.set_rule(Box::new(move |f| {
             log.lock().unwrap().push(f.t_ms);
             f.t_ms % 80 == 0
         }));
-        assert!(skipper.admit(ms(5_080), ms(40), Duration::ZERO));
-        assert!(!skipper.admit(ms(5_120), ms(40), Duration::ZERO));
+        assert!(skipper.admit(ms(5_080), FRAME, Duration::ZERO));
+        assert!(!skipper.admit(ms(5_120), FRAME, Duration::ZERO));
         assert_eq!(*seen.lock().unwrap(), [0, 40, 80, 120]);
         assert_eq!(skipper.last_start().mseconds(), 120);
         assert_eq!(skipper.last_end().mseconds(), 160);
@@ -223,26 +233,38 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_without_a_time_turns_skipping_off() {
+    fn frames_without_a_time_follow_the_frame_before_and_are_judged_as_any() {
         let skipper = Skipper::default();
-        skipper.set_rule(Box::new(|_| false));
-        assert!(!skipper.admit(ms(0), None, Duration::ZERO));
-        assert!(skipper.admit(None, None, Duration::ZERO));
-        assert!(
-            skipper.admit(ms(40), None, Duration::ZERO),
-            "off for the rest of the stream"
-        );
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        skipper.set_rule(Box::new(move |f| {
+            log.lock().unwrap().push(f.t_ms);
+            f.t_ms % 100 == 0
+        }));
+        let kept: Vec<bool> = [ms(1_000), None, None, None, None, ms(1_300)]
+            .into_iter()
+            .map(|pts| skipper.admit(pts, gst::ClockTime::from_mseconds(50), Duration::ZERO))
+            .collect();
+        assert_eq!(*seen.lock().unwrap(), [0, 50, 100, 150, 200, 300]);
+        assert_eq!(kept, [true, false, true, false, true, true]);
+        // The consumer gets each kept frame's time, in order.
+        let taken: Vec<u64> = [ms(1_000), None, None, ms(1_300)]
+            .into_iter()
+            .map(|pts| skipper.take(pts).unwrap().0.mseconds())
+            .collect();
+        assert_eq!(taken, [0, 100, 200, 300]);
+        assert_eq!(skipper.take(None), None, "nothing left");
     }
 
     #[test]
     fn a_rule_that_never_comes_stops_the_recording() {
         let skipper = Skipper::default();
         for i in 0..(MAX_BEFORE_RULE as u64 + 10) {
-            assert!(skipper.admit(ms(i * 40), None, Duration::ZERO));
+            assert!(skipper.admit(ms(i * 40), FRAME, Duration::ZERO));
         }
         skipper.set_rule(Box::new(|_| false));
         assert!(
-            skipper.admit(ms(10_000), None, Duration::ZERO),
+            skipper.admit(ms(10_000), FRAME, Duration::ZERO),
             "skipping is off"
         );
         assert!(skipper.state().before_rule.is_empty());

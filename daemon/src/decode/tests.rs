@@ -185,41 +185,52 @@ fn frames_outlive_later_pulls() {
     assert!(held.windows(2).all(|w| w[0].pts_ms() < w[1].pts_ms()));
 }
 
+/// Decode `path` keeping the frames at multiples of `every_ms`, as a
+/// schedule does, and check what came out against `all`, every frame's
+/// time: the frames decoded before the rule was set pass (a prefix of the
+/// stream), then only those the rule keeps, and every frame is counted.
+/// `each` sees every frame taken. Returns how many the rule kept.
+fn assert_skips(
+    path: &Path,
+    all: &[u64],
+    every_ms: u64,
+    mut each: impl FnMut(&DecodedFrame),
+) -> usize {
+    let mut dec = Decoder::open(path, 1).expect("opens");
+    dec.skip_unused(move |f| f.t_ms % every_ms == 0);
+    let mut kept = Vec::new();
+    while let Some(frame) = dec.next_frame().expect("decodes to the end, not truncated") {
+        each(&frame);
+        kept.push(frame.pts_ms());
+    }
+    let before = kept.iter().zip(all).take_while(|(a, b)| a == b).count();
+    assert!((1..=8).contains(&before), "{before} frames before the rule");
+    let want: Vec<u64> = all[before..]
+        .iter()
+        .copied()
+        .filter(|t| t % every_ms == 0)
+        .collect();
+    assert_eq!(kept[before..], want[..]);
+    assert_eq!(Some(dec.last_decoded_ms()), all.last().copied());
+    let tally = dec.tally();
+    assert_eq!(tally.decoded, all.len() as u64, "skipped ones too");
+    assert_eq!(tally.converted, kept.len() as u64);
+    want.len()
+}
+
 #[test]
 fn skipped_frames_never_reach_the_consumer_and_the_rest_are_unchanged() {
     // bikes.mp4: 25 fps, 10 s. Keep one frame in five, as a 200 ms
     // schedule does.
     let path = media("bikes.mp4");
     let all = decode_all(&path);
-    let mut dec = Decoder::open(&path, 1).expect("opens");
-    dec.skip_unused(|f| f.t_ms % 200 == 0);
-    let mut kept = Vec::new();
     let mut pixels = None;
-    while let Some(frame) = dec.next_frame().expect("decodes to the end, not truncated") {
+    let kept = assert_skips(&path, &all.pts, 200, |frame| {
         if frame.pts_ms() == 2000 {
             pixels = Some(frame.rgb().packed().into_owned());
         }
-        kept.push(frame.pts_ms());
-    }
-    // The frames decoded before the rule was set pass: a prefix of the
-    // stream, then only those the rule keeps.
-    let before = kept
-        .iter()
-        .zip(&all.pts)
-        .take_while(|(a, b)| a == b)
-        .count();
-    assert!((1..=8).contains(&before), "{before} frames before the rule");
-    let want: Vec<u64> = all.pts[before..]
-        .iter()
-        .copied()
-        .filter(|t| t % 200 == 0)
-        .collect();
-    assert_eq!(kept[before..], want[..]);
-    assert!(want.len() >= 45, "{} kept of {}", want.len(), all.pts.len());
-    assert_eq!(Some(dec.last_decoded_ms()), all.pts.last().copied());
-    let tally = dec.tally();
-    assert_eq!(tally.decoded, all.pts.len() as u64, "skipped ones too");
-    assert_eq!(tally.converted, kept.len() as u64);
+    });
+    assert!(kept >= 45, "{kept} kept of {}", all.pts.len());
 
     // The frame at 2 s is the same frame as without skipping.
     let mut plain = Decoder::open(&path, 1).expect("opens");
@@ -230,6 +241,43 @@ fn skipped_frames_never_reach_the_consumer_and_the_rest_are_unchanged() {
         }
     };
     assert_eq!(pixels.expect("the frame at 2 s was kept"), same);
+}
+
+#[test]
+fn a_stream_without_timestamps_is_timed_by_its_frames() {
+    // A raw MJPEG stream carries no times and no frame rate; GStreamer
+    // stamps only its first frame. ffmpeg, the reference, counts it at 25
+    // frames a second, and so does the decoder: one frame every 40 ms, each
+    // its own, and skipping works on them as on any stream.
+    let scratch = Scratch::new("mjpeg");
+    let path = clip(&scratch, "raw.mjpeg", 30, &["-c:v", "mjpeg", "-f", "mjpeg"]);
+    let d = decode_all(&path);
+    assert_eq!(d.pts, (0..30).map(|i| i * 40).collect::<Vec<u64>>());
+    assert_eq!(d.info.duration_ms, None);
+    let reference = ffmpeg(&[
+        "-i",
+        path.to_str().expect("utf-8 path"),
+        "-f",
+        "framemd5",
+        "-",
+    ]);
+    let lines = String::from_utf8_lossy(&reference);
+    let ffmpeg_pts: Vec<u64> = lines
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            l.split(',')
+                .nth(2)
+                .expect("pts column")
+                .trim()
+                .parse::<u64>()
+                .expect("pts")
+                * 40
+        })
+        .collect();
+    assert_eq!(d.pts, ffmpeg_pts, "ffmpeg times the stream alike");
+
+    assert!(assert_skips(&path, &d.pts, 200, |_| ()) >= 4);
 }
 
 #[test]
