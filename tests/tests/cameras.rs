@@ -257,19 +257,24 @@ async fn rtsp_camera_recovers_when_its_server_comes_back() {
         windows().await >= before + 2
     })
     .await;
-    assert!(
-        daemon
-            .metric("wayside_camera_reconnects_total{camera=\"gate\"}")
-            .await
-            >= 1
-    );
-    assert!(
-        daemon
-            .metric("wayside_camera_frames_analysed_total{camera=\"gate\"}")
-            .await
-            >= 4
-    );
+    let reconnects = daemon
+        .metric("wayside_camera_reconnects_total{camera=\"gate\"}")
+        .await;
+    assert!(reconnects >= 1);
     let (converted, decoded) = most_frames_left_unconverted(&daemon, "gate").await;
+    // Read after: a frame converted is analysed soon after.
+    let analysed = daemon
+        .metric("wayside_camera_frames_analysed_total{camera=\"gate\"}")
+        .await;
+    assert!(analysed >= 4);
+    // A live camera converts the frames it analyses and no more, even when
+    // analysis falls behind (it keeps up here; the bench of six cameras on
+    // two cores does not); a connection may leave a few unanalysed (those
+    // before its rule was set, those in the sink when it broke).
+    assert!(
+        converted <= analysed + 3 * (reconnects + 1),
+        "{converted} frames converted, {analysed} analysed, {reconnects} reconnects"
+    );
     drop(server);
     eprintln!(
         "down seen after {detected:?}, up {recovered:?} after restart; {converted} of {decoded} \

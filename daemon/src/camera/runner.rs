@@ -191,6 +191,7 @@ impl Camera {
         let due = Arc::new(AtomicU64::new(a.schedule.next_due_ms()));
         let (next_due, at) = (due.clone(), *clock);
         decoder.skip_unused(move |f| at.ms_at(f.ready_at) >= next_due.load(Ordering::Relaxed));
+        let live = decoder.is_live();
         let mut counted = Tally::default();
         let mut last_t = 0;
         loop {
@@ -214,14 +215,26 @@ impl Camera {
             let t = clock.ms_at(frame.ready_at()).max(last_t);
             last_t = t;
             let slot = a.schedule.slot(t);
-            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
             if !slot.track {
+                due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
                 continue;
+            }
+            // A live camera converts nothing while the frame is analysed.
+            // When analysis takes longer than the schedule's step, the
+            // frames that come due meanwhile would all be converted, and the
+            // sink would throw away all but the newest: work for nothing
+            // when the box has none to spare. The next frame decoded after
+            // analysis is converted instead, up to a frame later. Not a
+            // file played as a camera: its sink paces its decoding, and with
+            // every frame dropped before the sink it would race ahead.
+            if live {
+                due.store(u64::MAX, Ordering::Relaxed);
             }
             let rgb = frame.rgb();
             if let Err(e) = self.analyse(a, &rgb, t, slot.samples.end, clock) {
                 return End::Failed(format!("analysis: {e:#}"));
             }
+            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
         }
     }
 

@@ -363,6 +363,13 @@ impl Decoder {
         self.skipper.set_rule(Box::new(rule));
     }
 
+    /// Whether frames come at the source's own pace (RTSP, V4L2, a test
+    /// source). A file played as a camera is paced by its sink instead, so
+    /// frames dropped before the sink let it decode ahead of its time.
+    pub fn is_live(&self) -> bool {
+        self.pacing == Pacing::Live
+    }
+
     /// Time (ms) of the last frame decoded so far, skipped ones included.
     pub fn last_decoded_ms(&self) -> u64 {
         self.skipper.last_start().mseconds()
