@@ -139,3 +139,31 @@ fn detection_workers_change_nothing_but_speed() {
         assert_eq!(one[key], three[key], "{key}: {one} vs {three}");
     }
 }
+
+/// A raw MJPEG stream, as IP cameras export it, carries no timestamps after
+/// its first frame and no frame rate: its 60 frames are timed as ffmpeg
+/// times them, 40 ms apart, and the whole stream is analysed.
+#[test]
+fn a_raw_mjpeg_stream_is_analysed_over_its_whole_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = media("otvision-cars-cyclist.mp4");
+    let raw = dir.path().join("junction.mjpeg");
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-c:v",
+        "mjpeg",
+        "-f",
+        "mjpeg",
+        raw.to_str().unwrap(),
+    ]);
+    let v = process(&raw, None);
+    assert_eq!(v["duration_ms"], 59 * 40, "{v}");
+    assert_eq!(
+        v["vehicles_per_interval"].as_array().unwrap().len(),
+        3,
+        "{v}"
+    );
+    assert!(v["frames_processed"].as_u64().unwrap() >= 12, "{v}");
+    assert!(total(&v, "vehicles_per_interval") >= 1, "{v}");
+}
