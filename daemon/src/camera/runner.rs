@@ -215,8 +215,8 @@ impl Camera {
             let t = clock.ms_at(frame.ready_at()).max(last_t);
             last_t = t;
             let slot = a.schedule.slot(t);
+            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
             if !slot.track {
-                due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
                 continue;
             }
             // A live camera converts nothing while the frame is analysed.
@@ -234,7 +234,9 @@ impl Camera {
             if let Err(e) = self.analyse(a, &rgb, t, slot.samples.end, clock) {
                 return End::Failed(format!("analysis: {e:#}"));
             }
-            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
+            if live {
+                due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
+            }
         }
     }
 
