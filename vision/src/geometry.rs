@@ -62,6 +62,26 @@ impl BBox {
         }
     }
 
+    /// Grown by `margin` on every side.
+    pub fn grown(&self, margin: f32) -> BBox {
+        BBox::new(
+            self.x1 - margin,
+            self.y1 - margin,
+            self.x2 + margin,
+            self.y2 + margin,
+        )
+    }
+
+    /// The smallest box holding both.
+    pub fn union(&self, other: &BBox) -> BBox {
+        BBox::new(
+            self.x1.min(other.x1),
+            self.y1.min(other.y1),
+            self.x2.max(other.x2),
+            self.y2.max(other.y2),
+        )
+    }
+
     /// Clamp to a `width` × `height` frame.
     pub fn clamp(&self, width: f32, height: f32) -> BBox {
         BBox::new(

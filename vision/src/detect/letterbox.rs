@@ -246,13 +246,6 @@ pub struct Window {
     pub height: u32,
 }
 
-impl Window {
-    /// Whether `w` × `h` is this window's whole.
-    pub fn covers(&self, w: u32, h: u32) -> bool {
-        (self.x, self.y, self.width, self.height) == (0, 0, w, h)
-    }
-}
-
 /// Reusable buffers, so the hot path allocates nothing per frame.
 pub struct Letterboxer {
     spec: Preprocess,
@@ -612,8 +605,8 @@ mod tests {
         assert_eq!(win(-50.0, -50.0, 40.0, 40.0), w(0, 0, 128, 128));
         // Taller than the input can be: the input's own height.
         assert_eq!(win(0.0, 0.0, 10.0, 720.0), w(0, 0, 128, 384));
-        assert!(win(0.0, 0.0, 1280.0, 720.0).covers(640, 384));
-        assert!(!win(0.0, 0.0, 1280.0, 700.0).covers(640, 352));
+        // The whole frame: the whole input.
+        assert_eq!(win(0.0, 0.0, 1280.0, 720.0), w(0, 0, 640, 384));
         // A region of no size still has a window.
         assert_eq!(win(400.0, 400.0, 400.0, 400.0), w(192, 192, 128, 128));
     }

@@ -120,9 +120,7 @@ impl FaceDetectorSession<'_> {
         let window = match (spec.trim_padding, d.strides.iter().max()) {
             (Some(_), Some(&block)) => {
                 let step = WINDOW_STEP.div_ceil(block) * block;
-                let m = CONTEXT_PX / full.scale;
-                let region = BBox::new(region.x1 - m, region.y1 - m, region.x2 + m, region.y2 + m);
-                Some(full.window(region, block, step))
+                Some(full.window(region.grown(CONTEXT_PX / full.scale), block, step))
             }
             // A model that cannot run on less than its whole input.
             _ => None,
@@ -205,22 +203,9 @@ pub fn head_region(objects: &[Detection], min_face_px: f32) -> Option<BBox> {
         .filter(|d| d.kind == Kind::Pedestrian && d.bbox.height() >= min_face_px * PERSON_TO_FACE)
         .map(|d| {
             let (b, h) = (d.bbox, d.bbox.height());
-            let margin = h / PERSON_TO_FACE / 2.0;
-            BBox::new(
-                b.x1 - margin,
-                b.y1 - margin,
-                b.x2 + margin,
-                b.y1 + h / 2.0 + margin,
-            )
+            BBox::new(b.x1, b.y1, b.x2, b.y1 + h / 2.0).grown(h / PERSON_TO_FACE / 2.0)
         })
-        .reduce(|a, b| {
-            BBox::new(
-                a.x1.min(b.x1),
-                a.y1.min(b.y1),
-                a.x2.max(b.x2),
-                a.y2.max(b.y2),
-            )
-        })
+        .reduce(|a, b| a.union(&b))
 }
 
 /// Faces as detections for a [`crate::track::Tracker`] of their own (one per
