@@ -9,7 +9,9 @@
 //! and hands out frames one at a time with [`Decoder::next_frame`]. A probe
 //! in front of `videoconvert` times every frame and drops the frames a job
 //! or a camera will not use before they are converted
-//! ([`Decoder::skip_unused`], `skip.rs`).
+//! ([`Decoder::skip_unused`], `skip.rs`). For a job's file a second probe,
+//! on the decoder's input, drops the coded frames the job will not use and
+//! no other frame needs before they are decoded (`disposable.rs`).
 //! It sits between the sources (an upload saved to disk) and detection:
 //! each [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its
 //! bytes as a [`RgbFrame`], so pixels reach the detector without a copy.
@@ -45,10 +47,12 @@ use gstreamer_video as gst_video;
 use thiserror::Error;
 use wayside_vision::frame::RgbFrame;
 
+use disposable::Bitstream;
 use skip::Skipper;
 pub use skip::{FrameTime, Tally};
 
 pub mod camera;
+mod disposable;
 mod skip;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -278,14 +282,19 @@ impl Decoder {
             .enable_last_sample(false)
             .build();
 
-        limit_decoder_threads(&pipeline, threads);
+        let skipper = Arc::new(Skipper::default());
+        watch_decoders(
+            &pipeline,
+            threads,
+            (front.pacing == Pacing::AsFastAsRead).then(|| skipper.clone()),
+        );
         pipeline.add_many(front.elements.iter())?;
         pipeline.add_many([&convert, &flip, appsink.upcast_ref()])?;
         if front.elements.len() > 1 {
             gst::Element::link_many(front.elements.iter())?;
         }
         gst::Element::link_many([&convert, &flip, appsink.upcast_ref()])?;
-        let skipper = skip_before(&convert, front.pacing)?;
+        skip_before(&convert, front.pacing, skipper.clone())?;
 
         // Only video is decoded: other streams stop at their encoded caps and
         // stay unlinked, which saves decoding audio we would throw away.
@@ -358,9 +367,17 @@ impl Decoder {
     /// From now on frames for which `rule` answers false are dropped before
     /// conversion, and `next_frame` skips them. `rule` is asked about every
     /// frame, those already decoded included; for a file it must leave its
-    /// state unchanged when it answers false (skip.rs says why).
-    pub fn skip_unused(&self, rule: impl FnMut(FrameTime) -> bool + Send + 'static) {
-        self.skipper.set_rule(Box::new(rule));
+    /// state unchanged when it answers false (skip.rs says why). A file's
+    /// frames that no other frame needs are judged by a copy of `rule`
+    /// before they are decoded, and those it turns down are not decoded.
+    pub fn skip_unused(&self, rule: impl FnMut(FrameTime) -> bool + Clone + Send + 'static) {
+        let coded: Option<skip::Rule> = match self.pacing {
+            Pacing::AsFastAsRead => Some(Box::new(rule.clone())),
+            // A camera judges by the instant a frame is ready, which is
+            // not known before it is decoded.
+            Pacing::RealTime | Pacing::Live => None,
+        };
+        self.skipper.set_rule(Box::new(rule), coded);
     }
 
     /// Whether frames come at the source's own pace (RTSP, V4L2, a test
@@ -600,12 +617,15 @@ impl Drop for Decoder {
 
 /// A probe on `convert`'s input that drops the frames the skipper's rule
 /// turns down.
-fn skip_before(convert: &gst::Element, pacing: Pacing) -> Result<Arc<Skipper>, DecodeError> {
-    let skipper = Arc::new(Skipper::default());
+fn skip_before(
+    convert: &gst::Element,
+    pacing: Pacing,
+    skipper: Arc<Skipper>,
+) -> Result<(), DecodeError> {
     let sink = convert
         .static_pad("sink")
         .ok_or_else(|| DecodeError::Gst("videoconvert has no sink pad".into()))?;
-    let probe = skipper.clone();
+    let probe = skipper;
     // `Handled`, not `Drop`: the binding has taken the buffer and frees it
     // itself, and GStreamer 1.22 would then unreference a null pointer.
     sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -627,7 +647,47 @@ fn skip_before(convert: &gst::Element, pacing: Pacing) -> Result<Arc<Skipper>, D
             gst::PadProbeReturn::Handled
         }
     });
-    Ok(skipper)
+    Ok(())
+}
+
+/// A probe on a decoder's input that drops the coded frames no other frame
+/// needs and the skipper's rule turns down (`disposable.rs`).
+fn skip_before_decoding(decoder: &gst::Element, skipper: Arc<Skipper>) {
+    let Some(sink) = decoder.static_pad("sink") else {
+        return;
+    };
+    // The framing is read from the caps once per caps.
+    let framing = std::sync::Mutex::new(None::<(gst::Caps, Option<Bitstream>)>);
+    sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(caps) = pad.current_caps() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut framing = framing.lock().unwrap_or_else(|e| e.into_inner());
+        if framing
+            .as_ref()
+            .is_none_or(|(known, _)| known.as_ptr() != caps.as_ptr())
+        {
+            let bitstream = Bitstream::of(&caps);
+            *framing = Some((caps, bitstream));
+        }
+        let disposable = framing.as_ref().and_then(|(_, b)| *b).is_some_and(|b| {
+            buffer
+                .map_readable()
+                .is_ok_and(|au| b.is_disposable(au.as_slice()))
+        });
+        let length = buffer
+            .duration()
+            .or_else(|| frame_interval(pad))
+            .unwrap_or(skip::UNKNOWN_FRAME);
+        if skipper.admit_coded(buffer.pts(), length, disposable) {
+            gst::PadProbeReturn::Ok
+        } else {
+            gst::PadProbeReturn::Handled
+        }
+    });
 }
 
 /// One frame's time at the frame rate the caps on `pad` declare; `None`
@@ -696,22 +756,30 @@ fn link_video_pad(
     Ok(())
 }
 
-/// libav's default for a file is frame threading on every core, each
-/// thread holding frames of its own: at 720p 7 MiB more than one thread for
-/// the same speed when detection keeps the cores busy, at 4K 75 MiB
-/// (docs/BENCHMARKS.md, "One decoding thread per stream"). Decodebin makes the decoder
-/// once it knows the codec, so the limit is set as it is added.
-fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
-    if threads == 0 {
-        return;
-    }
+/// Decodebin makes the decoder once it knows the codec, so it is set up as
+/// it is added. libav's default for a file is frame threading on every
+/// core, each thread holding frames of its own: at 720p 7 MiB more than one
+/// thread for the same speed when detection keeps the cores busy, at 4K 75
+/// MiB (docs/BENCHMARKS.md, "One decoding thread per stream"), so a libav
+/// decoder gets at most `threads` (0: libav's choice). With a `skipper`,
+/// the decoder's input is judged before decoding.
+fn watch_decoders(pipeline: &gst::Pipeline, threads: u32, skipper: Option<Arc<Skipper>>) {
     let threads = i32::try_from(threads).unwrap_or(i32::MAX);
     pipeline.connect_deep_element_added(move |_, _, element| {
-        let libav = element
-            .factory()
-            .is_some_and(|f| f.name().starts_with("avdec_"));
-        if libav && element.has_property("max-threads") {
+        let Some(factory) = element.factory() else {
+            return;
+        };
+        if !factory.has_type(gst::ElementFactoryType::DECODER) {
+            return;
+        }
+        if threads > 0
+            && factory.name().starts_with("avdec_")
+            && element.has_property("max-threads")
+        {
             element.set_property("max-threads", threads);
+        }
+        if let Some(skipper) = &skipper {
+            skip_before_decoding(element, skipper.clone());
         }
     });
 }

@@ -26,10 +26,20 @@
 //! ([`FrameTime::ready_at`]). The frame carries that instant to the camera's
 //! thread, which times the frame by it, so the rule and the schedule agree.
 //!
+//! A job's file goes further: a frame no other frame is predicted from
+//! (`disposable.rs`) is judged before it is decoded, by a copy of the rule,
+//! and one turned down is never decoded. Frames reach the decoder in coding
+//! order, not in the order they are shown, so the copy is asked about every
+//! frame in time order: the frames passed on wait until a later disposable
+//! frame comes ([`Skipper::admit_coded`]). Both copies then see the same
+//! frames in the same order, so they answer alike, and the frames the job
+//! gets are the ones it would get with every frame decoded.
+//!
 //! Every frame the probe sees is counted, so a camera's health reports what
 //! its source delivers, and how long ago, whatever the rule keeps.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,6 +52,11 @@ const MAX_BEFORE_RULE: usize = 64;
 /// Converted frames whose times are kept until the consumer takes them:
 /// more than the appsink holds.
 const READY_KEPT: usize = 8;
+
+/// How many frames an H.264 decoder may hold back to put them in order
+/// (its largest picture buffer): a frame passed to the decoder is surely
+/// judged in its turn once this many wait behind it.
+const REORDER_DEPTH: usize = 16;
 
 /// How long a frame lasts when neither it nor its stream's caps say: a raw
 /// stream without timestamps or frame rate is timed as ffmpeg times it, at
@@ -62,7 +77,7 @@ pub struct FrameTime {
     pub ready_at: Instant,
 }
 
-type Rule = Box<dyn FnMut(FrameTime) -> bool + Send>;
+pub(super) type Rule = Box<dyn FnMut(FrameTime) -> bool + Send>;
 
 /// Frames the probe has seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +85,8 @@ pub struct Tally {
     pub decoded: u64,
     /// Those that went on to conversion.
     pub converted: u64,
+    /// Frames dropped before they were decoded.
+    pub undecoded: u64,
 }
 
 #[derive(Default)]
@@ -78,8 +95,18 @@ struct State {
     /// The frames that passed before the rule was set.
     before_rule: Vec<FrameTime>,
     rule: Option<Rule>,
+    /// The rule's copy that judges frames before they are decoded.
+    coded_rule: Option<Rule>,
+    /// Times of the frames passed to the decoder that `coded_rule` has not
+    /// judged yet, earliest first.
+    unjudged: BinaryHeap<Reverse<gst::ClockTime>>,
+    /// The last time `coded_rule` judged.
+    judged_up_to: Option<gst::ClockTime>,
     /// Set when the rule never came: every frame passes.
     off: bool,
+    /// Set when a frame reached the decoder after a later one was judged:
+    /// the stream's order cannot be followed, so every frame is decoded.
+    coded_off: bool,
     /// Start and end of the last frame decoded, kept or not.
     last_start: gst::ClockTime,
     last_end: gst::ClockTime,
@@ -121,6 +148,71 @@ impl Skipper {
         keep
     }
 
+    /// Whether a coded frame goes on to the decoder. Only a `disposable`
+    /// one with a PTS may be dropped: it is when the rule's copy, asked
+    /// first about every frame that comes before it, turns it down.
+    pub(super) fn admit_coded(
+        &self,
+        pts: Option<gst::ClockTime>,
+        length: gst::ClockTime,
+        disposable: bool,
+    ) -> bool {
+        let Some(pts) = pts else {
+            return true;
+        };
+        let mut guard = self.state();
+        let s = &mut *guard;
+        let t = pts.saturating_sub(*s.first_pts.get_or_insert(pts));
+        if s.off || s.coded_off {
+            return true;
+        }
+        if s.judged_up_to.is_some_and(|last| t < last) {
+            s.coded_off = true;
+            return true;
+        }
+        let Some(rule) = s.coded_rule.as_mut() else {
+            s.unjudged.push(Reverse(t));
+            if s.unjudged.len() > MAX_BEFORE_RULE {
+                s.coded_off = true;
+            }
+            return true;
+        };
+        let now = Instant::now();
+        let mut judge = |t: gst::ClockTime| {
+            rule(FrameTime {
+                t_ms: t.mseconds(),
+                ready_at: now,
+            })
+        };
+        if !disposable {
+            s.unjudged.push(Reverse(t));
+            if s.unjudged.len() > REORDER_DEPTH
+                && let Some(Reverse(earliest)) = s.unjudged.pop()
+            {
+                judge(earliest);
+                s.judged_up_to = Some(earliest);
+            }
+            return true;
+        }
+        // Encoders code a disposable frame right before it is shown, after
+        // every frame shown earlier: those are judged first, in turn.
+        while let Some(&Reverse(earlier)) = s.unjudged.peek()
+            && earlier < t
+        {
+            s.unjudged.pop();
+            judge(earlier);
+            s.judged_up_to = Some(earlier);
+        }
+        s.judged_up_to = Some(t);
+        if judge(t) {
+            return true;
+        }
+        s.tally.undecoded += 1;
+        s.last_start = s.last_start.max(t);
+        s.last_end = s.last_end.max(t + length);
+        false
+    }
+
     /// The stream time and ready instant the rule was given for the
     /// converted frame at raw `pts`; the frames before it are gone (the
     /// appsink dropped them). Frames without a PTS are taken in order.
@@ -135,12 +227,14 @@ impl Skipper {
     }
 
     /// From now on frames for which `rule` answers false are dropped.
-    pub(super) fn set_rule(&self, mut rule: Rule) {
+    /// `coded_rule`, a copy of it, judges coded frames from now on.
+    pub(super) fn set_rule(&self, mut rule: Rule, coded_rule: Option<Rule>) {
         let mut s = self.state();
         for frame in std::mem::take(&mut s.before_rule) {
             rule(frame);
         }
         s.rule = Some(rule);
+        s.coded_rule = coded_rule;
     }
 
     /// Start of the last frame decoded, relative to the first.
@@ -171,8 +265,10 @@ impl State {
             Some(pts) => pts.saturating_sub(*self.first_pts.get_or_insert(pts)),
             None => self.last_end,
         };
-        self.last_start = t;
-        self.last_end = t + length;
+        // Later than any frame dropped before decoding, which may be
+        // shown after frames still in the decoder.
+        self.last_start = self.last_start.max(t);
+        self.last_end = self.last_end.max(t + length);
         t
     }
 
@@ -214,10 +310,13 @@ mod tests {
         assert!(skipper.admit(ms(5_040), FRAME, Duration::ZERO));
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        skipper.set_rule(Box::new(move |f| {
-            log.lock().unwrap().push(f.t_ms);
-            f.t_ms % 80 == 0
-        }));
+        skipper.set_rule(
+            Box::new(move |f| {
+                log.lock().unwrap().push(f.t_ms);
+                f.t_ms % 80 == 0
+            }),
+            None,
+        );
         assert!(skipper.admit(ms(5_080), FRAME, Duration::ZERO));
         assert!(!skipper.admit(ms(5_120), FRAME, Duration::ZERO));
         assert_eq!(*seen.lock().unwrap(), [0, 40, 80, 120]);
@@ -227,7 +326,8 @@ mod tests {
             skipper.tally(),
             Tally {
                 decoded: 4,
-                converted: 3
+                converted: 3,
+                undecoded: 0
             }
         );
     }
@@ -237,10 +337,13 @@ mod tests {
         let skipper = Skipper::default();
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        skipper.set_rule(Box::new(move |f| {
-            log.lock().unwrap().push(f.t_ms);
-            f.t_ms % 100 == 0
-        }));
+        skipper.set_rule(
+            Box::new(move |f| {
+                log.lock().unwrap().push(f.t_ms);
+                f.t_ms % 100 == 0
+            }),
+            None,
+        );
         let kept: Vec<bool> = [ms(1_000), None, None, None, None, ms(1_300)]
             .into_iter()
             .map(|pts| skipper.admit(pts, gst::ClockTime::from_mseconds(50), Duration::ZERO))
@@ -262,7 +365,7 @@ mod tests {
         for i in 0..(MAX_BEFORE_RULE as u64 + 10) {
             assert!(skipper.admit(ms(i * 40), FRAME, Duration::ZERO));
         }
-        skipper.set_rule(Box::new(|_| false));
+        skipper.set_rule(Box::new(|_| false), None);
         assert!(
             skipper.admit(ms(10_000), FRAME, Duration::ZERO),
             "skipping is off"

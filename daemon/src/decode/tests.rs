@@ -213,7 +213,11 @@ fn assert_skips(
     assert_eq!(kept[before..], want[..]);
     assert_eq!(Some(dec.last_decoded_ms()), all.last().copied());
     let tally = dec.tally();
-    assert_eq!(tally.decoded, all.len() as u64, "skipped ones too");
+    assert_eq!(
+        tally.decoded + tally.undecoded,
+        all.len() as u64,
+        "skipped ones too: {tally:?}"
+    );
     assert_eq!(tally.converted, kept.len() as u64);
     want.len()
 }
@@ -241,6 +245,53 @@ fn skipped_frames_never_reach_the_consumer_and_the_rest_are_unchanged() {
         }
     };
     assert_eq!(pixels.expect("the frame at 2 s was kept"), same);
+}
+
+/// The times and pixels of the frames a job with a 200 ms schedule takes
+/// from `path`, with or without telling the decoder its schedule, and how
+/// many frames were dropped before decoding.
+fn frames_a_job_takes(path: &Path, tell_decoder: bool) -> (Vec<(u64, u64)>, u64) {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut dec = Decoder::open(path, 1).expect("opens");
+    let schedule = crate::pipeline::schedule::Schedule::new(200, 5.0, dec.info().fps);
+    if tell_decoder {
+        let mut copy = schedule.clone();
+        dec.skip_unused(move |f| copy.slot(f.t_ms).track);
+    }
+    let mut schedule = schedule;
+    let mut taken = Vec::new();
+    while let Some(frame) = dec.next_frame().expect("decodes to the end") {
+        if schedule.slot(frame.pts_ms()).track {
+            let mut hash = DefaultHasher::new();
+            frame.rgb().packed().hash(&mut hash);
+            taken.push((frame.pts_ms(), hash.finish()));
+        }
+    }
+    (taken, dec.tally().undecoded)
+}
+
+#[test]
+fn frames_dropped_before_decoding_change_nothing_a_job_gets() {
+    // 25 fps with B-frames (x264's default) in MP4 and in MPEG-TS, and
+    // Motion JPEG, where no frame needs another. A 200 ms schedule takes one
+    // frame in five.
+    let scratch = Scratch::new("undecoded");
+    for (name, codec) in [
+        ("h264.mp4", &["-c:v", "libx264"][..]),
+        ("h264.ts", &["-c:v", "libx264"][..]),
+        ("mjpeg.avi", &["-c:v", "mjpeg", "-q:v", "5"][..]),
+    ] {
+        let path = clip(&scratch, name, 100, codec);
+        let (all, none) = frames_a_job_takes(&path, false);
+        assert_eq!(none, 0, "{name}");
+        assert_eq!(all.len(), 20, "{name}: one frame in five");
+        let (told, undecoded) = frames_a_job_takes(&path, true);
+        assert_eq!(told, all, "{name}: the same frames, the same pixels");
+        assert!(
+            undecoded >= 30,
+            "{name}: {undecoded} of 100 frames not decoded"
+        );
+    }
 }
 
 #[test]
