@@ -1,8 +1,9 @@
 //! A local RTSP server for the camera tests (gst-rtsp-server): serves an
-//! H.264 MP4 at `rtsp://127.0.0.1:PORT/clip`, paced in real time, as an IP
-//! camera would. Prints `ready` once it listens; runs until killed.
+//! H.264 MP4, or a Motion JPEG one (`.mov`), at
+//! `rtsp://127.0.0.1:PORT/clip`, paced in real time, as an IP camera would.
+//! Prints `ready` once it listens; runs until killed.
 //!
-//! Usage: `rtsp_server PORT CLIP.mp4`
+//! Usage: `rtsp_server PORT CLIP.mp4|CLIP.mov`
 
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
@@ -19,10 +20,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     server.set_service(port);
     let mounts = server.mount_points().ok_or("server has no mount points")?;
     let factory = rtsp::RTSPMediaFactory::new();
-    // No re-encoding: the test clip is H.264 already, so the server costs
+    // No re-encoding: the test clip is coded already, so the server costs
     // next to nothing beside the daemon under test.
+    let payload = if clip.ends_with(".mov") {
+        "jpegparse ! rtpjpegpay name=pay0 pt=26"
+    } else {
+        "h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96"
+    };
     factory.set_launch(&format!(
-        "( filesrc location=\"{clip}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+        "( filesrc location=\"{clip}\" ! qtdemux ! {payload} )"
     ));
     mounts.add_factory("/clip", factory);
     let _source = server.attach(None)?;

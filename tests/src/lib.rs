@@ -864,24 +864,35 @@ pub fn people_clip(dir: &Path) -> PathBuf {
 /// H.264 MP4, at its own 10 fps and size, with a key frame a second so an
 /// RTSP client can join at any time.
 pub fn vtest_clip(dir: &Path, seconds: u32) -> PathBuf {
-    let out = dir.join(format!("vtest-{seconds}s.mp4"));
+    vtest_as(
+        dir,
+        seconds,
+        "mp4",
+        &[
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "10", "-pix_fmt", "yuv420p",
+        ],
+    )
+}
+
+/// The same as Motion JPEG in a QuickTime file, as a USB or IP camera
+/// sends it.
+pub fn vtest_mjpeg_clip(dir: &Path, seconds: u32) -> PathBuf {
+    vtest_as(
+        dir,
+        seconds,
+        "mov",
+        &["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"],
+    )
+}
+
+fn vtest_as(dir: &Path, seconds: u32, ext: &str, codec: &[&str]) -> PathBuf {
+    let out = dir.join(format!("vtest-{seconds}s.{ext}"));
     let src = media("vtest.avi");
-    ffmpeg(&[
-        "-i",
-        src.to_str().unwrap(),
-        "-t",
-        &seconds.to_string(),
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-g",
-        "10",
-        "-pix_fmt",
-        "yuv420p",
-        out.to_str().unwrap(),
-    ]);
+    let seconds = seconds.to_string();
+    let mut args = vec!["-i", src.to_str().unwrap(), "-t", &seconds, "-an"];
+    args.extend(codec);
+    args.push(out.to_str().unwrap());
+    ffmpeg(&args);
     out
 }
 

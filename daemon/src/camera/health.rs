@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use serde_json::json;
 use wayside_vision::count::FrameCounts;
 
+use crate::decode::Tally;
 use crate::metrics::{Histogram, RateMeter};
 use crate::pipeline::analyse::{Stage, StageClock};
 
@@ -91,6 +92,8 @@ pub struct CameraHealth {
     pub decoded: RateMeter,
     pub analysed: RateMeter,
     pub frames_decoded: AtomicU64,
+    /// Frames dropped before decoding (`decode/disposable.rs`).
+    frames_undecoded: AtomicU64,
     /// Frames converted to RGB for the camera's thread (the appsink may
     /// still drop one when analysis falls behind).
     frames_converted: AtomicU64,
@@ -117,6 +120,7 @@ impl CameraHealth {
             decoded: RateMeter::default(),
             analysed: RateMeter::default(),
             frames_decoded: AtomicU64::new(0),
+            frames_undecoded: AtomicU64::new(0),
             frames_converted: AtomicU64::new(0),
             frames_analysed: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -132,14 +136,18 @@ impl CameraHealth {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A frame reached the camera's thread; since the last one did,
-    /// `decoded` frames were decoded and `converted` of them converted (the
-    /// others were dropped as decoded).
-    pub fn frame(&self, decoded: u64, converted: u64) {
-        self.frames_decoded.fetch_add(decoded, Ordering::Relaxed);
+    /// A frame reached the camera's thread; since the last one did, the
+    /// source delivered the frames of `new`: some dropped before decoding,
+    /// the others decoded, and some of those converted (the rest were
+    /// dropped as decoded).
+    pub fn frame(&self, new: Tally) {
+        self.frames_decoded
+            .fetch_add(new.decoded, Ordering::Relaxed);
+        self.frames_undecoded
+            .fetch_add(new.undecoded, Ordering::Relaxed);
         self.frames_converted
-            .fetch_add(converted, Ordering::Relaxed);
-        self.decoded.add(decoded);
+            .fetch_add(new.converted, Ordering::Relaxed);
+        self.decoded.add(new.decoded + new.undecoded);
         let mut s = self.status();
         s.last_frame = Some(Instant::now());
         if !s.up {
@@ -223,7 +231,7 @@ pub fn write_prometheus(cameras: &[std::sync::Arc<CameraHealth>], out: &mut Stri
         a.load(Ordering::Relaxed) as f64
     }
     type Value = fn(&CameraHealth) -> f64;
-    let families: [(&str, &str, &str, Value); 11] = [
+    let families: [(&str, &str, &str, Value); 12] = [
         ("up", "gauge", "1 while the camera delivers frames.", |c| {
             f64::from(u8::from(c.is_up()))
         }),
@@ -250,6 +258,12 @@ pub fn write_prometheus(cameras: &[std::sync::Arc<CameraHealth>], out: &mut Stri
             "counter",
             "Frames decoded from the source.",
             |c| get(&c.frames_decoded),
+        ),
+        (
+            "frames_undecoded_total",
+            "counter",
+            "Frames dropped before decoding: no other frame needed them, and the schedule had no use for them.",
+            |c| get(&c.frames_undecoded),
         ),
         (
             "frames_converted_total",

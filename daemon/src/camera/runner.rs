@@ -206,10 +206,11 @@ impl Camera {
             };
             (&*self.stages).record(Stage::Decode, waited.elapsed());
             let tally = decoder.tally();
-            self.health.frame(
-                tally.decoded - counted.decoded,
-                tally.converted - counted.converted,
-            );
+            self.health.frame(Tally {
+                decoded: tally.decoded - counted.decoded,
+                converted: tally.converted - counted.converted,
+                undecoded: tally.undecoded - counted.undecoded,
+            });
             counted = tally;
             // Never backwards, whatever the sink's clock did.
             let t = clock.ms_at(frame.ready_at()).max(last_t);

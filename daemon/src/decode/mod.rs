@@ -283,11 +283,9 @@ impl Decoder {
             .build();
 
         let skipper = Arc::new(Skipper::default());
-        watch_decoders(
-            &pipeline,
-            threads,
-            (front.pacing == Pacing::AsFastAsRead).then(|| skipper.clone()),
-        );
+        let before_decoding =
+            (front.pacing != Pacing::RealTime).then(|| (skipper.clone(), front.pacing));
+        watch_decoders(&pipeline, threads, before_decoding);
         pipeline.add_many(front.elements.iter())?;
         pipeline.add_many([&convert, &flip, appsink.upcast_ref()])?;
         if front.elements.len() > 1 {
@@ -367,15 +365,15 @@ impl Decoder {
     /// From now on frames for which `rule` answers false are dropped before
     /// conversion, and `next_frame` skips them. `rule` is asked about every
     /// frame, those already decoded included; for a file it must leave its
-    /// state unchanged when it answers false (skip.rs says why). A file's
-    /// frames that no other frame needs are judged by a copy of `rule`
-    /// before they are decoded, and those it turns down are not decoded.
+    /// state unchanged when it answers false (skip.rs says why). Frames
+    /// that no other frame needs are judged by a copy of `rule` before they
+    /// are decoded, and those it turns down are not decoded; not those of a
+    /// file played as a camera.
     pub fn skip_unused(&self, rule: impl FnMut(FrameTime) -> bool + Clone + Send + 'static) {
         let coded: Option<skip::Rule> = match self.pacing {
-            Pacing::AsFastAsRead => Some(Box::new(rule.clone())),
-            // A camera judges by the instant a frame is ready, which is
-            // not known before it is decoded.
-            Pacing::RealTime | Pacing::Live => None,
+            Pacing::AsFastAsRead | Pacing::Live => Some(Box::new(rule.clone())),
+            // Its sink paces its decoding by the frames that reach it.
+            Pacing::RealTime => None,
         };
         self.skipper.set_rule(Box::new(rule), coded);
     }
@@ -407,7 +405,7 @@ impl Decoder {
             self.check_bus()?;
             if let Some(limit) = self.stall_timeout {
                 // A camera whose frames the rule turns down is not stalled.
-                let last = self.skipper.last_decoded_at().unwrap_or(waited_since);
+                let last = self.skipper.last_frame_at().unwrap_or(waited_since);
                 if last.max(waited_since).elapsed() > limit {
                     return Err(DecodeError::Stalled(limit));
                 }
@@ -652,7 +650,7 @@ fn skip_before(
 
 /// A probe on a decoder's input that drops the coded frames no other frame
 /// needs and the skipper's rule turns down (`disposable.rs`).
-fn skip_before_decoding(decoder: &gst::Element, skipper: Arc<Skipper>) {
+fn skip_before_decoding(decoder: &gst::Element, skipper: Arc<Skipper>, pacing: Pacing) {
     let Some(sink) = decoder.static_pad("sink") else {
         return;
     };
@@ -682,7 +680,8 @@ fn skip_before_decoding(decoder: &gst::Element, skipper: Arc<Skipper>) {
             .duration()
             .or_else(|| frame_interval(pad))
             .unwrap_or(skip::UNKNOWN_FRAME);
-        if skipper.admit_coded(buffer.pts(), length, disposable) {
+        let live = pacing == Pacing::Live;
+        if skipper.admit_coded(buffer.pts(), length, disposable, live) {
             gst::PadProbeReturn::Ok
         } else {
             gst::PadProbeReturn::Handled
@@ -761,15 +760,22 @@ fn link_video_pad(
 /// core, each thread holding frames of its own: at 720p 7 MiB more than one
 /// thread for the same speed when detection keeps the cores busy, at 4K 75
 /// MiB (docs/BENCHMARKS.md, "One decoding thread per stream"), so a libav
-/// decoder gets at most `threads` (0: libav's choice). With a `skipper`,
+/// decoder gets at most `threads` (0: libav's choice). With a skipper,
 /// the decoder's input is judged before decoding.
-fn watch_decoders(pipeline: &gst::Pipeline, threads: u32, skipper: Option<Arc<Skipper>>) {
+fn watch_decoders(
+    pipeline: &gst::Pipeline,
+    threads: u32,
+    before_decoding: Option<(Arc<Skipper>, Pacing)>,
+) {
     let threads = i32::try_from(threads).unwrap_or(i32::MAX);
     pipeline.connect_deep_element_added(move |_, _, element| {
         let Some(factory) = element.factory() else {
             return;
         };
-        if !factory.has_type(gst::ElementFactoryType::DECODER) {
+        // A video decoder, not a bin that decodes (uridecodebin holds a
+        // decodebin, whose input is still the container or RTP).
+        let klass = factory.klass();
+        if !klass.contains("Decoder") || !(klass.contains("Video") || klass.contains("Image")) {
             return;
         }
         if threads > 0
@@ -778,8 +784,8 @@ fn watch_decoders(pipeline: &gst::Pipeline, threads: u32, skipper: Option<Arc<Sk
         {
             element.set_property("max-threads", threads);
         }
-        if let Some(skipper) = &skipper {
-            skip_before_decoding(element, skipper.clone());
+        if let Some((skipper, pacing)) = &before_decoding {
+            skip_before_decoding(element, skipper.clone(), *pacing);
         }
     });
 }

@@ -26,14 +26,19 @@
 //! ([`FrameTime::ready_at`]). The frame carries that instant to the camera's
 //! thread, which times the frame by it, so the rule and the schedule agree.
 //!
-//! A job's file goes further: a frame no other frame is predicted from
-//! (`disposable.rs`) is judged before it is decoded, by a copy of the rule,
-//! and one turned down is never decoded. Frames reach the decoder in coding
-//! order, not in the order they are shown, so the copy is asked about every
-//! frame in time order: the frames passed on wait until a later disposable
-//! frame comes ([`Skipper::admit_coded`]). Both copies then see the same
+//! A frame no other frame is predicted from (`disposable.rs`) is judged
+//! before it is decoded, by a copy of the rule, and one turned down is
+//! never decoded ([`Skipper::admit_coded`]). For a job's file, frames reach
+//! the decoder in coding order, not in the order they are shown, so the
+//! copy is asked about every frame in time order: the frames passed on wait
+//! until a later disposable frame comes. Both copies then see the same
 //! frames in the same order, so they answer alike, and the frames the job
-//! gets are the ones it would get with every frame decoded.
+//! gets are the ones it would get with every frame decoded. A live camera's
+//! rule judges a frame by when it will be ready, so the copy is told when
+//! its decoding will end: as late as the last few disposable frames took.
+//! That is a millisecond for Motion JPEG; a B-frame is held a few frames
+//! to be put in order, by which time the camera wants most of them. A file
+//! played as a camera is paced by its sink and decodes every frame.
 //!
 //! Every frame the probe sees is counted, so a camera's health reports what
 //! its source delivers, and how long ago, whatever the rule keeps.
@@ -52,6 +57,10 @@ const MAX_BEFORE_RULE: usize = 64;
 /// Converted frames whose times are kept until the consumer takes them:
 /// more than the appsink holds.
 const READY_KEPT: usize = 8;
+
+/// How many decoding times of disposable frames are kept: the longest of
+/// them is how long a live frame is expected to take to decode.
+const LATENCIES_KEPT: usize = 8;
 
 /// How many frames an H.264 decoder may hold back to put them in order
 /// (its largest picture buffer): a frame passed to the decoder is surely
@@ -82,6 +91,7 @@ pub(super) type Rule = Box<dyn FnMut(FrameTime) -> bool + Send>;
 /// Frames the probe has seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Frames decoded; with `undecoded`, every frame the source delivered.
     pub decoded: u64,
     /// Those that went on to conversion.
     pub converted: u64,
@@ -104,6 +114,11 @@ struct State {
     judged_up_to: Option<gst::ClockTime>,
     /// Set when the rule never came: every frame passes.
     off: bool,
+    /// Raw PTS of the disposable frames on their way through a live
+    /// decoder, and when each reached it, oldest first.
+    decoding: VecDeque<(gst::ClockTime, Instant)>,
+    /// How long the last few of them took to decode.
+    latencies: VecDeque<Duration>,
     /// Set when a frame reached the decoder after a later one was judged:
     /// the stream's order cannot be followed, so every frame is decoded.
     coded_off: bool,
@@ -111,8 +126,8 @@ struct State {
     last_start: gst::ClockTime,
     last_end: gst::ClockTime,
     tally: Tally,
-    /// When the last frame was decoded, kept or not.
-    last_decoded_at: Option<Instant>,
+    /// When the source last delivered a frame, decoded or not.
+    last_frame_at: Option<Instant>,
     /// Raw PTS, stream time and ready instant of the frames on their way
     /// to the consumer, oldest first.
     ready: VecDeque<(Option<gst::ClockTime>, gst::ClockTime, Instant)>,
@@ -134,7 +149,8 @@ impl Skipper {
         let now = Instant::now();
         let ready_at = now + held;
         let mut s = self.state();
-        s.last_decoded_at = Some(now);
+        s.last_frame_at = Some(now);
+        s.decoded(pts, now);
         let t = s.time(pts, length);
         let keep = s.keep(t, ready_at);
         s.tally.decoded += 1;
@@ -150,18 +166,31 @@ impl Skipper {
 
     /// Whether a coded frame goes on to the decoder. Only a `disposable`
     /// one with a PTS may be dropped: it is when the rule's copy, asked
-    /// first about every frame that comes before it, turns it down.
+    /// first about every frame that comes before it, turns it down. A
+    /// `live` frame is judged by when it will be decoded: as long after
+    /// now as the longest of the last few disposable frames took, or a
+    /// frame's length until that is known. A file's are judged now.
     pub(super) fn admit_coded(
         &self,
         pts: Option<gst::ClockTime>,
         length: gst::ClockTime,
         disposable: bool,
+        live: bool,
     ) -> bool {
+        let now = Instant::now();
+        let mut guard = self.state();
+        let s = &mut *guard;
+        s.last_frame_at = Some(now);
         let Some(pts) = pts else {
             return true;
         };
-        let mut guard = self.state();
-        let s = &mut *guard;
+        let ready_at = if live {
+            let latency = s.latencies.iter().max().copied();
+            now + latency.unwrap_or(Duration::from_nanos(length.nseconds()))
+        } else {
+            now
+        };
+        let raw_pts = pts;
         let t = pts.saturating_sub(*s.first_pts.get_or_insert(pts));
         if s.off || s.coded_off {
             return true;
@@ -177,11 +206,10 @@ impl Skipper {
             }
             return true;
         };
-        let now = Instant::now();
         let mut judge = |t: gst::ClockTime| {
             rule(FrameTime {
                 t_ms: t.mseconds(),
-                ready_at: now,
+                ready_at,
             })
         };
         if !disposable {
@@ -205,6 +233,12 @@ impl Skipper {
         }
         s.judged_up_to = Some(t);
         if judge(t) {
+            // No frame waits for it, so the decoder hands it on as soon as
+            // it is decoded: how long that takes is measured on it.
+            if s.decoding.len() == READY_KEPT {
+                s.decoding.pop_front();
+            }
+            s.decoding.push_back((raw_pts, now));
             return true;
         }
         s.tally.undecoded += 1;
@@ -251,13 +285,31 @@ impl Skipper {
         self.state().tally
     }
 
-    /// When the last frame was decoded, kept or not.
-    pub(super) fn last_decoded_at(&self) -> Option<Instant> {
-        self.state().last_decoded_at
+    /// When the source last delivered a frame, decoded or not.
+    pub(super) fn last_frame_at(&self) -> Option<Instant> {
+        self.state().last_frame_at
     }
 }
 
 impl State {
+    /// A frame at raw `pts` came out of the decoder `now`: if it was a
+    /// disposable one, how long it took is kept.
+    fn decoded(&mut self, pts: Option<gst::ClockTime>, now: Instant) {
+        let Some(pts) = pts else {
+            return;
+        };
+        let Some(i) = self.decoding.iter().position(|&(p, _)| p == pts) else {
+            return;
+        };
+        let (_, sent) = self.decoding[i];
+        self.decoding.drain(..=i);
+        if self.latencies.len() == LATENCIES_KEPT {
+            self.latencies.pop_front();
+        }
+        self.latencies
+            .push_back(now.saturating_duration_since(sent));
+    }
+
     /// Stream time of a frame: from the first frame's PTS, or right after
     /// the frame before when it has none.
     fn time(&mut self, pts: Option<gst::ClockTime>, length: gst::ClockTime) -> gst::ClockTime {
@@ -357,6 +409,34 @@ mod tests {
             .collect();
         assert_eq!(taken, [0, 100, 200, 300]);
         assert_eq!(skipper.take(None), None, "nothing left");
+    }
+
+    #[test]
+    fn a_live_frame_is_judged_by_when_its_decoding_will_end() {
+        let skipper = Skipper::default();
+        let leads = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = leads.clone();
+        let rule = move |f: FrameTime| {
+            log.lock()
+                .unwrap()
+                .push(f.ready_at.saturating_duration_since(Instant::now()));
+            true
+        };
+        skipper.set_rule(Box::new(|_| true), Some(Box::new(rule)));
+        // Until one is measured, a frame's length.
+        assert!(skipper.admit_coded(ms(0), FRAME, true, true));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(skipper.admit(ms(0), FRAME, Duration::ZERO));
+        // Then the longest of the last few; a file's frame is judged now.
+        assert!(skipper.admit_coded(ms(40), FRAME, true, true));
+        assert!(skipper.admit_coded(ms(80), FRAME, true, false));
+        let leads = leads.lock().unwrap();
+        assert!(leads[0] > Duration::from_millis(35), "{leads:?}");
+        assert!(
+            (Duration::from_millis(2)..Duration::from_millis(30)).contains(&leads[1]),
+            "{leads:?}"
+        );
+        assert!(leads[2] < Duration::from_millis(2), "{leads:?}");
     }
 
     #[test]
