@@ -8,11 +8,14 @@
   interval    the 720p clip at 2000, 1000, 200 and 100 ms;
   cameras     `wayside serve` with 1, 2 and 4 file cameras looping the 720p
               clip (10 fps, 1 s windows): analysed frames/s per camera from
-              `wayside_camera_frames_analysed_total` over `--seconds`.
+              `wayside_camera_frames_analysed_total` over `--seconds`, and
+              what all of them decoded, left undecoded and converted to RGB.
 
 Usage: scripts/bench-scaling.py [--bin PATH] [--seconds S] [--only resolution|interval|cameras]
-                                [--config TOML]
+                                [--config TOML] [--source URI] [--cameras N,N,...]
 --config: TOML added to every run's configuration, e.g. "[video]\ndecode_threads = 0".
+--source: every camera's source in place of the looping 720p file, e.g. an
+          RTSP stream (`tests/examples/rtsp_server.rs` serves a file as one).
 """
 
 import argparse
@@ -70,24 +73,31 @@ def interval(binary):
         base = base or per
 
 
-def analysed(port):
+FRAME_COUNTS = ("analysed", "decoded", "undecoded", "converted")
+
+
+def frame_counts(port):
+    """{count: {camera: frames}} from the daemon's /metrics."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
-    return {m[0]: float(m[1]) for m in re.findall(
-        r'^wayside_camera_frames_analysed_total\{camera="([^"]+)"\} (\S+)$', text, re.M)}
+    return {k: {m[0]: float(m[1]) for m in re.findall(
+        rf'^wayside_camera_frames_{k}_total\{{camera="([^"]+)"\}} (\S+)$', text, re.M)}
+        for k in FRAME_COUNTS}
 
 
-def cameras(binary, seconds):
-    print("\n| cameras | analysed frames/s per camera (each) | total analysed frames/s | CPU s / s | peak RSS MiB | total vs 1 camera |")
-    print("|---:|---|---:|---:|---:|---:|")
+def cameras(binary, seconds, source, counts):
+    print("\n| cameras | analysed frames/s per camera (each) | total analysed frames/s "
+          "| decoded / undecoded / converted frames/s, all cameras | CPU s / s | peak RSS MiB "
+          "| total vs 1 camera |")
+    print("|---:|---|---:|---|---:|---:|---:|")
     base = None
-    for n in (1, 2, 4):
+    for n in counts:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             port = free_port()
             cams = "".join(
-                f'[[camera]]\nname = "cam{i}"\nsource = "file:{vtest_clip(720)}"\nwindow_ms = 1000\n'
+                f'[[camera]]\nname = "cam{i}"\nsource = "{source}"\nwindow_ms = 1000\n'
                 for i in range(n)
             )
             (tmp / "w.toml").write_text(
@@ -100,22 +110,26 @@ def cameras(binary, seconds):
                                     cwd=ROOT, stdout=log, stderr=log)
             try:
                 time.sleep(10)  # models loaded, cameras streaming
-                first, t0 = analysed(port), time.monotonic()
+                first, t0 = frame_counts(port), time.monotonic()
                 cpu0 = cpu_of(proc.pid)
                 time.sleep(seconds)
-                last, t1 = analysed(port), time.monotonic()
+                last, t1 = frame_counts(port), time.monotonic()
                 cpu = (cpu_of(proc.pid) - cpu0) / (t1 - t0)
                 rss = peak_rss_of(proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-        if len(last) != n:
-            sys.exit(f"{n} cameras: metrics show {sorted(last)}; see the daemon log")
-        each = [(last[k] - first.get(k, 0)) / (t1 - t0) for k in sorted(last)]
+        if len(last["analysed"]) != n:
+            sys.exit(f"{n} cameras: metrics show {sorted(last['analysed'])}; see the daemon log")
+        rate = {k: {cam: (v - first[k].get(cam, 0)) / (t1 - t0) for cam, v in last[k].items()}
+                for k in FRAME_COUNTS}
+        each = [rate["analysed"][cam] for cam in sorted(rate["analysed"])]
         total = sum(each)
+        frames = " / ".join(f"{sum(rate[k].values()):.1f}" for k in FRAME_COUNTS[1:])
         ratio = f"{total / base:.2f}x" if base else "1.00x (reference)"
         base = base or total
-        print(f"| {n} | {', '.join(f'{e:.1f}' for e in each)} | {total:.1f} | {cpu:.2f} | {rss:.0f} | {ratio} |")
+        print(f"| {n} | {', '.join(f'{e:.1f}' for e in each)} | {total:.1f} | {frames} "
+              f"| {cpu:.2f} | {rss:.0f} | {ratio} |")
 
 
 def peak_rss_of(pid):
@@ -135,6 +149,8 @@ def main():
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--only", choices=["resolution", "interval", "cameras"])
     p.add_argument("--config", default="", help="TOML added to every run's configuration")
+    p.add_argument("--source", help="every camera's source (default: the 720p clip as a file: camera)")
+    p.add_argument("--cameras", default="1,2,4", help="numbers of cameras to run, one run each")
     args = p.parse_args()
     global EXTRA_CONFIG
     EXTRA_CONFIG = args.config.replace("\\n", "\n")
@@ -146,7 +162,8 @@ def main():
     if args.only in (None, "interval"):
         interval(args.bin)
     if args.only in (None, "cameras"):
-        cameras(args.bin, args.seconds)
+        source = args.source or f"file:{vtest_clip(720)}"
+        cameras(args.bin, args.seconds, source, [int(n) for n in args.cameras.split(",")])
 
 
 if __name__ == "__main__":

@@ -191,9 +191,9 @@ impl Camera {
         let due = Arc::new(AtomicU64::new(a.schedule.next_due_ms()));
         let (next_due, at) = (due.clone(), *clock);
         decoder.skip_unused(move |f| at.ms_at(f.ready_at) >= next_due.load(Ordering::Relaxed));
-        let live = decoder.is_live();
         let mut counted = Tally::default();
         let mut last_t = 0;
+        let mut analysis_took = Duration::ZERO;
         loop {
             if self.stopping() {
                 return End::Stopped;
@@ -220,24 +220,24 @@ impl Camera {
             if !slot.track {
                 continue;
             }
-            // A live camera converts nothing while the frame is analysed.
-            // When analysis takes longer than the schedule's step, the
-            // frames that come due meanwhile would all be converted, and the
-            // sink would throw away all but the newest: work for nothing
-            // when the box has none to spare. The next frame decoded after
-            // analysis is converted instead, up to a frame later. Not a
-            // file played as a camera: its sink paces its decoding, and with
-            // every frame dropped before the sink it would race ahead.
-            if live {
-                due.store(u64::MAX, Ordering::Relaxed);
-            }
+            // Nothing that would be ready before this frame's analysis ends
+            // (as long as the last one took) is converted. When analysis
+            // takes longer than the schedule's step, the frames that come
+            // due meanwhile would all be converted, and the sink would throw
+            // away all but the newest: work for nothing when the box has
+            // none to spare. The next frame ready after analysis is
+            // converted instead, up to a frame later. A file camera's frames
+            // are judged ahead of their time, so one due after the analysis
+            // ends is converted while it runs.
+            let started = Instant::now();
+            let busy_until = clock.ms_at(started + analysis_took);
+            due.store(a.schedule.next_due_ms().max(busy_until), Ordering::Relaxed);
             let rgb = frame.rgb();
             if let Err(e) = self.analyse(a, &rgb, t, slot.samples.end, clock) {
                 return End::Failed(format!("analysis: {e:#}"));
             }
-            if live {
-                due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
-            }
+            analysis_took = started.elapsed();
+            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
         }
     }
 

@@ -48,8 +48,8 @@ use thiserror::Error;
 use wayside_vision::frame::RgbFrame;
 
 use disposable::Bitstream;
-use skip::Skipper;
 pub use skip::{FrameTime, Tally};
+use skip::{Ready, Skipper};
 
 pub mod camera;
 mod disposable;
@@ -78,6 +78,11 @@ const PULL_SLICE: gst::ClockTime = gst::ClockTime::from_mseconds(100);
 /// A stream that stops earlier than this before its declared duration is
 /// reported as truncated (see [`DecodeError::Truncated`]).
 const TRUNCATION_SLACK: Duration = Duration::from_secs(1);
+
+/// The longest a probe holds a dropped frame of a file played as a camera
+/// (`drop_frame`): a frame is due a frame or two after it is decoded, so
+/// this bounds only a stream whose times jump, and how long stopping waits.
+const MAX_HOLD: Duration = Duration::from_secs(1);
 
 /// Name of the application message posted when decodebin has exposed all its
 /// streams and none of them is video.
@@ -283,9 +288,7 @@ impl Decoder {
             .build();
 
         let skipper = Arc::new(Skipper::default());
-        let before_decoding =
-            (front.pacing != Pacing::RealTime).then(|| (skipper.clone(), front.pacing));
-        watch_decoders(&pipeline, threads, before_decoding);
+        watch_decoders(&pipeline, threads, skipper.clone(), front.pacing);
         pipeline.add_many(front.elements.iter())?;
         pipeline.add_many([&convert, &flip, appsink.upcast_ref()])?;
         if front.elements.len() > 1 {
@@ -367,22 +370,11 @@ impl Decoder {
     /// frame, those already decoded included; for a file it must leave its
     /// state unchanged when it answers false (skip.rs says why). Frames
     /// that no other frame needs are judged by a copy of `rule` before they
-    /// are decoded, and those it turns down are not decoded; not those of a
-    /// file played as a camera.
+    /// are decoded, and those it turns down are not decoded. A file played
+    /// as a camera keeps its pace whatever the rule drops.
     pub fn skip_unused(&self, rule: impl FnMut(FrameTime) -> bool + Clone + Send + 'static) {
-        let coded: Option<skip::Rule> = match self.pacing {
-            Pacing::AsFastAsRead | Pacing::Live => Some(Box::new(rule.clone())),
-            // Its sink paces its decoding by the frames that reach it.
-            Pacing::RealTime => None,
-        };
-        self.skipper.set_rule(Box::new(rule), coded);
-    }
-
-    /// Whether frames come at the source's own pace (RTSP, V4L2, a test
-    /// source). A file played as a camera is paced by its sink instead, so
-    /// frames dropped before the sink let it decode ahead of its time.
-    pub fn is_live(&self) -> bool {
-        self.pacing == Pacing::Live
+        self.skipper
+            .set_rule(Box::new(rule.clone()), Box::new(rule));
     }
 
     /// Time (ms) of the last frame decoded so far, skipped ones included.
@@ -624,17 +616,11 @@ fn skip_before(
         .static_pad("sink")
         .ok_or_else(|| DecodeError::Gst("videoconvert has no sink pad".into()))?;
     let probe = skipper;
-    // `Handled`, not `Drop`: the binding has taken the buffer and frees it
-    // itself, and GStreamer 1.22 would then unreference a null pointer.
     sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
-        let held = match pacing {
-            Pacing::RealTime => held_back(pad, buffer.pts()),
-            Pacing::AsFastAsRead | Pacing::Live => None,
-        };
-        let held = held.map_or(Duration::ZERO, |h| Duration::from_nanos(h.nseconds()));
+        let held = sink_hold(pad, buffer.pts(), pacing);
         let length = buffer
             .duration()
             .or_else(|| frame_interval(pad))
@@ -642,7 +628,7 @@ fn skip_before(
         if probe.admit(buffer.pts(), length, held) {
             gst::PadProbeReturn::Ok
         } else {
-            gst::PadProbeReturn::Handled
+            drop_frame(held)
         }
     });
     Ok(())
@@ -680,13 +666,43 @@ fn skip_before_decoding(decoder: &gst::Element, skipper: Arc<Skipper>, pacing: P
             .duration()
             .or_else(|| frame_interval(pad))
             .unwrap_or(skip::UNKNOWN_FRAME);
-        let live = pacing == Pacing::Live;
-        if skipper.admit_coded(buffer.pts(), length, disposable, live) {
+        let held = sink_hold(pad, buffer.pts(), pacing);
+        let ready = match pacing {
+            Pacing::Live => Ready::WhenDecoded,
+            Pacing::AsFastAsRead | Pacing::RealTime => Ready::After(held),
+        };
+        if skipper.admit_coded(buffer.pts(), length, disposable, ready) {
             gst::PadProbeReturn::Ok
         } else {
-            gst::PadProbeReturn::Handled
+            drop_frame(held)
         }
     });
+}
+
+/// How long the sink will hold a frame at `pts`, seen on `pad`, before it
+/// hands the frame over: a file played as a camera keeps to its pace, any
+/// other source's frames are handed over as soon as they are converted.
+fn sink_hold(pad: &gst::Pad, pts: Option<gst::ClockTime>, pacing: Pacing) -> Duration {
+    match pacing {
+        Pacing::RealTime => {
+            held_back(pad, pts).map_or(Duration::ZERO, |h| Duration::from_nanos(h.nseconds()))
+        }
+        Pacing::AsFastAsRead | Pacing::Live => Duration::ZERO,
+    }
+}
+
+/// Drops a frame a probe's rule turned down, after holding it for as long
+/// as the sink would have (`held`). The sink paces the decoding of a file
+/// played as a camera, by the frames that reach it: without the hold, a
+/// decoder whose frames are all dropped would race seconds ahead of the
+/// stream's time, and the next frame kept would wait that long at the sink.
+fn drop_frame(held: Duration) -> gst::PadProbeReturn {
+    if !held.is_zero() {
+        std::thread::sleep(held.min(MAX_HOLD));
+    }
+    // `Handled`, not `Drop`: the binding has taken the buffer and frees it
+    // itself, and GStreamer 1.22 would then unreference a null pointer.
+    gst::PadProbeReturn::Handled
 }
 
 /// One frame's time at the frame rate the caps on `pad` declare; `None`
@@ -760,13 +776,9 @@ fn link_video_pad(
 /// core, each thread holding frames of its own: at 720p 7 MiB more than one
 /// thread for the same speed when detection keeps the cores busy, at 4K 75
 /// MiB (docs/BENCHMARKS.md, "One decoding thread per stream"), so a libav
-/// decoder gets at most `threads` (0: libav's choice). With a skipper,
-/// the decoder's input is judged before decoding.
-fn watch_decoders(
-    pipeline: &gst::Pipeline,
-    threads: u32,
-    before_decoding: Option<(Arc<Skipper>, Pacing)>,
-) {
+/// decoder gets at most `threads` (0: libav's choice). The decoder's input
+/// is judged before decoding.
+fn watch_decoders(pipeline: &gst::Pipeline, threads: u32, skipper: Arc<Skipper>, pacing: Pacing) {
     let threads = i32::try_from(threads).unwrap_or(i32::MAX);
     pipeline.connect_deep_element_added(move |_, _, element| {
         let Some(factory) = element.factory() else {
@@ -784,9 +796,7 @@ fn watch_decoders(
         {
             element.set_property("max-threads", threads);
         }
-        if let Some((skipper, pacing)) = &before_decoding {
-            skip_before_decoding(element, skipper.clone(), *pacing);
-        }
+        skip_before_decoding(element, skipper.clone(), pacing);
     });
 }
 

@@ -25,6 +25,9 @@
 //! is decoded a frame or so ahead of its time and held back by the sink
 //! ([`FrameTime::ready_at`]). The frame carries that instant to the camera's
 //! thread, which times the frame by it, so the rule and the schedule agree.
+//! A frame of such a file that the rule turns down is held by the probe
+//! for as long as the sink would have held it, so that the decoder keeps
+//! the stream's pace whatever the rule drops (`mod.rs`, `drop_frame`).
 //!
 //! A frame no other frame is predicted from (`disposable.rs`) is judged
 //! before it is decoded, by a copy of the rule, and one turned down is
@@ -38,7 +41,8 @@
 //! its decoding will end: as late as the last few disposable frames took.
 //! That is a millisecond for Motion JPEG; a B-frame is held a few frames
 //! to be put in order, by which time the camera wants most of them. A file
-//! played as a camera is paced by its sink and decodes every frame.
+//! played as a camera's copy is told when the sink will hand the frame
+//! over, as its rule is.
 //!
 //! Every frame the probe sees is counted, so a camera's health reports what
 //! its source delivers, and how long ago, whatever the rule keeps.
@@ -88,6 +92,19 @@ pub struct FrameTime {
 
 pub(super) type Rule = Box<dyn FnMut(FrameTime) -> bool + Send>;
 
+/// When a coded frame will be ready for the consumer, as far as the probe
+/// in front of the decoder can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ready {
+    /// As soon as it is decoded (a live source): as long after now as the
+    /// longest of the last few disposable frames took, or a frame's length
+    /// until that is known.
+    WhenDecoded,
+    /// This long from now: at once for a job's file, when the sink hands it
+    /// over for a file played as a camera.
+    After(Duration),
+}
+
 /// Frames the probe has seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -107,9 +124,9 @@ struct State {
     rule: Option<Rule>,
     /// The rule's copy that judges frames before they are decoded.
     coded_rule: Option<Rule>,
-    /// Times of the frames passed to the decoder that `coded_rule` has not
-    /// judged yet, earliest first.
-    unjudged: BinaryHeap<Reverse<gst::ClockTime>>,
+    /// Times and ready instants of the frames passed to the decoder that
+    /// `coded_rule` has not judged yet, earliest first.
+    unjudged: BinaryHeap<Reverse<(gst::ClockTime, Instant)>>,
     /// The last time `coded_rule` judged.
     judged_up_to: Option<gst::ClockTime>,
     /// Set when the rule never came: every frame passes.
@@ -166,16 +183,14 @@ impl Skipper {
 
     /// Whether a coded frame goes on to the decoder. Only a `disposable`
     /// one with a PTS may be dropped: it is when the rule's copy, asked
-    /// first about every frame that comes before it, turns it down. A
-    /// `live` frame is judged by when it will be decoded: as long after
-    /// now as the longest of the last few disposable frames took, or a
-    /// frame's length until that is known. A file's are judged now.
+    /// first about every frame that comes before it, turns it down, judging
+    /// it by when it will be `ready`.
     pub(super) fn admit_coded(
         &self,
         pts: Option<gst::ClockTime>,
         length: gst::ClockTime,
         disposable: bool,
-        live: bool,
+        ready: Ready,
     ) -> bool {
         let now = Instant::now();
         let mut guard = self.state();
@@ -184,12 +199,14 @@ impl Skipper {
         let Some(pts) = pts else {
             return true;
         };
-        let ready_at = if live {
-            let latency = s.latencies.iter().max().copied();
-            now + latency.unwrap_or(Duration::from_nanos(length.nseconds()))
-        } else {
-            now
-        };
+        let ready_at = now
+            + match ready {
+                Ready::WhenDecoded => {
+                    let latency = s.latencies.iter().max().copied();
+                    latency.unwrap_or(Duration::from_nanos(length.nseconds()))
+                }
+                Ready::After(held) => held,
+            };
         let raw_pts = pts;
         let t = pts.saturating_sub(*s.first_pts.get_or_insert(pts));
         if s.off || s.coded_off {
@@ -200,39 +217,39 @@ impl Skipper {
             return true;
         }
         let Some(rule) = s.coded_rule.as_mut() else {
-            s.unjudged.push(Reverse(t));
+            s.unjudged.push(Reverse((t, ready_at)));
             if s.unjudged.len() > MAX_BEFORE_RULE {
                 s.coded_off = true;
             }
             return true;
         };
-        let mut judge = |t: gst::ClockTime| {
+        let mut judge = |(t, ready_at): (gst::ClockTime, Instant)| {
             rule(FrameTime {
                 t_ms: t.mseconds(),
                 ready_at,
             })
         };
         if !disposable {
-            s.unjudged.push(Reverse(t));
+            s.unjudged.push(Reverse((t, ready_at)));
             if s.unjudged.len() > REORDER_DEPTH
                 && let Some(Reverse(earliest)) = s.unjudged.pop()
             {
                 judge(earliest);
-                s.judged_up_to = Some(earliest);
+                s.judged_up_to = Some(earliest.0);
             }
             return true;
         }
         // Encoders code a disposable frame right before it is shown, after
         // every frame shown earlier: those are judged first, in turn.
         while let Some(&Reverse(earlier)) = s.unjudged.peek()
-            && earlier < t
+            && earlier.0 < t
         {
             s.unjudged.pop();
             judge(earlier);
-            s.judged_up_to = Some(earlier);
+            s.judged_up_to = Some(earlier.0);
         }
         s.judged_up_to = Some(t);
-        if judge(t) {
+        if judge((t, ready_at)) {
             // No frame waits for it, so the decoder hands it on as soon as
             // it is decoded: how long that takes is measured on it.
             if s.decoding.len() == READY_KEPT {
@@ -262,13 +279,13 @@ impl Skipper {
 
     /// From now on frames for which `rule` answers false are dropped.
     /// `coded_rule`, a copy of it, judges coded frames from now on.
-    pub(super) fn set_rule(&self, mut rule: Rule, coded_rule: Option<Rule>) {
+    pub(super) fn set_rule(&self, mut rule: Rule, coded_rule: Rule) {
         let mut s = self.state();
         for frame in std::mem::take(&mut s.before_rule) {
             rule(frame);
         }
         s.rule = Some(rule);
-        s.coded_rule = coded_rule;
+        s.coded_rule = Some(coded_rule);
     }
 
     /// Start of the last frame decoded, relative to the first.
@@ -367,7 +384,7 @@ mod tests {
                 log.lock().unwrap().push(f.t_ms);
                 f.t_ms % 80 == 0
             }),
-            None,
+            Box::new(|_| true),
         );
         assert!(skipper.admit(ms(5_080), FRAME, Duration::ZERO));
         assert!(!skipper.admit(ms(5_120), FRAME, Duration::ZERO));
@@ -394,7 +411,7 @@ mod tests {
                 log.lock().unwrap().push(f.t_ms);
                 f.t_ms % 100 == 0
             }),
-            None,
+            Box::new(|_| true),
         );
         let kept: Vec<bool> = [ms(1_000), None, None, None, None, ms(1_300)]
             .into_iter()
@@ -412,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn a_live_frame_is_judged_by_when_its_decoding_will_end() {
+    fn a_coded_frame_is_judged_by_when_it_will_be_ready() {
         let skipper = Skipper::default();
         let leads = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = leads.clone();
@@ -422,14 +439,17 @@ mod tests {
                 .push(f.ready_at.saturating_duration_since(Instant::now()));
             true
         };
-        skipper.set_rule(Box::new(|_| true), Some(Box::new(rule)));
+        skipper.set_rule(Box::new(|_| true), Box::new(rule));
         // Until one is measured, a frame's length.
-        assert!(skipper.admit_coded(ms(0), FRAME, true, true));
+        assert!(skipper.admit_coded(ms(0), FRAME, true, Ready::WhenDecoded));
         std::thread::sleep(Duration::from_millis(5));
         assert!(skipper.admit(ms(0), FRAME, Duration::ZERO));
-        // Then the longest of the last few; a file's frame is judged now.
-        assert!(skipper.admit_coded(ms(40), FRAME, true, true));
-        assert!(skipper.admit_coded(ms(80), FRAME, true, false));
+        // Then the longest of the last few; a file's frame is judged when
+        // it is said to be ready.
+        assert!(skipper.admit_coded(ms(40), FRAME, true, Ready::WhenDecoded));
+        assert!(skipper.admit_coded(ms(80), FRAME, true, Ready::After(Duration::ZERO)));
+        let held = Duration::from_millis(60);
+        assert!(skipper.admit_coded(ms(120), FRAME, true, Ready::After(held)));
         let leads = leads.lock().unwrap();
         assert!(leads[0] > Duration::from_millis(35), "{leads:?}");
         assert!(
@@ -437,6 +457,10 @@ mod tests {
             "{leads:?}"
         );
         assert!(leads[2] < Duration::from_millis(2), "{leads:?}");
+        assert!(
+            (held - Duration::from_millis(2)..=held).contains(&leads[3]),
+            "{leads:?}"
+        );
     }
 
     #[test]
@@ -445,7 +469,7 @@ mod tests {
         for i in 0..(MAX_BEFORE_RULE as u64 + 10) {
             assert!(skipper.admit(ms(i * 40), FRAME, Duration::ZERO));
         }
-        skipper.set_rule(Box::new(|_| false), None);
+        skipper.set_rule(Box::new(|_| false), Box::new(|_| false));
         assert!(
             skipper.admit(ms(10_000), FRAME, Duration::ZERO),
             "skipping is off"
