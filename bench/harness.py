@@ -30,12 +30,18 @@ def exported_model(model_id: str) -> Path:
     return path
 
 
-def vtest_clip(height: int) -> Path:
+def vtest_clip(height: int, codec: str = "h264") -> Path:
     """vtest.avi (768x576, real pedestrians, 79.5 s at 10 fps) stretched to
-    16:9 at `height` lines, H.264, made once under var/bench/. Every bench
-    takes its clips from here, so a name always means the same pixels."""
+    16:9 at `height` lines, H.264 (or H.265 with `codec="h265"`, as phones
+    record it), made once under var/bench/. Every bench takes its clips
+    from here, so a name always means the same pixels."""
     src = CACHE / "media" / "vtest.avi"
-    out = BENCH / f"vtest-{height}p.mp4"
+    suffix = "" if codec == "h264" else f"-{codec}"
+    out = BENCH / f"vtest-{height}p{suffix}.mp4"
+    encoder = {
+        "h264": ["-c:v", "libx264"],
+        "h265": ["-c:v", "libx265", "-x265-params", "log-level=warning", "-tag:v", "hvc1"],
+    }[codec]
     if not out.exists():
         if not src.exists():
             sys.exit(f"{src} is missing: run scripts/setup-models.sh")
@@ -43,7 +49,7 @@ def vtest_clip(height: int) -> Path:
         tmp = out.with_suffix(".tmp.mp4")
         subprocess.run(
             ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src),
-             "-vf", f"scale={height * 16 // 9}:{height}", "-c:v", "libx264",
+             "-vf", f"scale={height * 16 // 9}:{height}", *encoder,
              "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
              "-movflags", "+faststart", str(tmp)],
             check=True,

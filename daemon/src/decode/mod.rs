@@ -657,11 +657,14 @@ fn skip_before_decoding(decoder: &gst::Element, skipper: Arc<Skipper>, pacing: P
             let bitstream = Bitstream::of(&caps);
             *framing = Some((caps, bitstream));
         }
-        let disposable = framing.as_ref().and_then(|(_, b)| *b).is_some_and(|b| {
-            buffer
-                .map_readable()
-                .is_ok_and(|au| b.is_disposable(au.as_slice()))
-        });
+        let disposable = framing
+            .as_mut()
+            .and_then(|(_, b)| b.as_mut())
+            .is_some_and(|b| {
+                buffer
+                    .map_readable()
+                    .is_ok_and(|au| b.is_disposable(au.as_slice()))
+            });
         let length = buffer
             .duration()
             .or_else(|| frame_interval(pad))

@@ -272,13 +272,21 @@ fn frames_a_job_takes(path: &Path, tell_decoder: bool) -> (Vec<(u64, u64)>, u64)
 
 #[test]
 fn frames_dropped_before_decoding_change_nothing_a_job_gets() {
-    // 25 fps with B-frames (x264's default) in MP4 and in MPEG-TS, and
-    // Motion JPEG, where no frame needs another. A 200 ms schedule takes one
-    // frame in five.
+    // 25 fps with B-frames (x264's and x265's default) in MP4 and in
+    // MPEG-TS; H.265 with its unreferenced B-frames in a temporal sub-layer
+    // of their own; and Motion JPEG, where no frame needs another. A 200 ms
+    // schedule takes one frame in five.
     let scratch = Scratch::new("undecoded");
+    let x265 = |params| ["-c:v", "libx265", "-x265-params", params];
     for (name, codec) in [
         ("h264.mp4", &["-c:v", "libx264"][..]),
         ("h264.ts", &["-c:v", "libx264"][..]),
+        ("h265.mp4", &x265("log-level=warning")[..]),
+        ("h265.ts", &x265("log-level=warning")[..]),
+        (
+            "h265-sub-layers.mkv",
+            &x265("log-level=warning:temporal-layers=1")[..],
+        ),
         ("mjpeg.avi", &["-c:v", "mjpeg", "-q:v", "5"][..]),
     ] {
         let path = clip(&scratch, name, 100, codec);
