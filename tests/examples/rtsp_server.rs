@@ -1,9 +1,9 @@
 //! A local RTSP server for the camera tests (gst-rtsp-server): serves an
-//! H.264 MP4, or a Motion JPEG one (`.mov`), at
+//! H.264 MP4, an H.265 one (`.h265.mp4`), or a Motion JPEG one (`.mov`), at
 //! `rtsp://127.0.0.1:PORT/clip`, paced in real time, as an IP camera would.
 //! Prints `ready` once it listens; runs until killed.
 //!
-//! Usage: `rtsp_server PORT CLIP.mp4|CLIP.mov`
+//! Usage: `rtsp_server PORT CLIP.mp4|CLIP.h265.mp4|CLIP.mov`
 
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
@@ -11,7 +11,7 @@ use gstreamer_rtsp_server::prelude::*;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, port, clip] = args.as_slice() else {
-        return Err("usage: rtsp_server PORT CLIP.mp4".into());
+        return Err("usage: rtsp_server PORT CLIP.mp4|CLIP.h265.mp4|CLIP.mov".into());
     };
     gstreamer::init()?;
     let main_loop = gstreamer::glib::MainLoop::new(None, false);
@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // next to nothing beside the daemon under test.
     let payload = if clip.ends_with(".mov") {
         "jpegparse ! rtpjpegpay name=pay0 pt=26"
+    } else if clip.ends_with(".h265.mp4") {
+        "h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96"
     } else {
         "h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96"
     };

@@ -874,6 +874,26 @@ pub fn vtest_clip(dir: &Path, seconds: u32) -> PathBuf {
     )
 }
 
+/// The same as H.265, as many IP cameras send it (with B-frames, which
+/// x265 writes and few cameras do).
+pub fn vtest_h265_clip(dir: &Path, seconds: u32) -> PathBuf {
+    vtest_as(
+        dir,
+        seconds,
+        "h265.mp4",
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "veryfast",
+            "-x265-params",
+            "keyint=10:log-level=warning",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
+}
+
 /// The same as Motion JPEG in a QuickTime file, as a USB or IP camera
 /// sends it.
 pub fn vtest_mjpeg_clip(dir: &Path, seconds: u32) -> PathBuf {
