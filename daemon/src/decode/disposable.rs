@@ -348,8 +348,9 @@ mod tests {
             assert!(!disposable(&[&sps(1), &HEVC_IDR]));
             assert!(!disposable(&[&TRAIL_N]));
             assert!(disposable(&[&TSA_N_1]));
-            // A header with the forbidden bit or TemporalId + 1 of 0.
-            assert!(!disposable(&[&[0x80, 0x02]]));
+            // TSA_N_1's header with the forbidden bit, or TemporalId + 1
+            // of 0.
+            assert!(!disposable(&[&[0x84, 0x02, 0xd0]]));
             assert!(!disposable(&[&[0x00, 0x00, 0x03]]));
         }
     }
