@@ -2,10 +2,13 @@
 # CI's aarch64 check (scripts/test.sh runs it):
 #
 #   cross/ci.sh prepare   Debian's cross toolchain, qemu and the arm64 sysroot
-#   cross/ci.sh build     the daemon and wayside-vision's tests for aarch64
+#   cross/ci.sh build     the daemon, wayside-vision's and wayside-arena's
+#                         tests for aarch64
 #   cross/ci.sh test      under qemu: wayside-vision's quick set (every unit
-#                         test, one detector and one face model test), then
-#                         the daemon's smoke test (cross/test.sh smoke)
+#                         test, one detector and one face model test), the
+#                         tensor arena's tests (atomics on a weaker memory
+#                         model than x86's), then the daemon's smoke test
+#                         (cross/test.sh smoke)
 #   cross/ci.sh           all three
 #
 # The build uses the ci-arm profile (Cargo.toml): tract-linalg's kernels
@@ -35,19 +38,21 @@ build() {
   # tests' dev-dependencies give shared crates other features, and tract
   # and everything above it compiled a second time.
   (cd "$repo" && nice -n 19 "${cargo[@]}" build --locked --profile "$profile" --target "$target" \
-    -p wayside -p wayside-vision --bins --tests --message-format=json-render-diagnostics) \
+    -p wayside -p wayside-vision -p wayside-arena --bins --tests \
+    --message-format=json-render-diagnostics) \
     >"$artifacts"
-  say "built the daemon and wayside-vision's tests ($profile) in $((SECONDS - started)) s"
+  say "built the daemon and the vision and arena tests ($profile) in $((SECONDS - started)) s"
 }
 
 # "KEY PATH" lines: vision-lib (the unit tests), detect_real, faces_real,
-# wayside (the daemon).
+# arena-replay, wayside (the daemon).
 executables() {
   python3 - "$artifacts" <<'PY'
 import json, sys
 keys = {("lib", True, "wayside_vision"): "vision-lib",
         ("test", True, "detect_real"): "detect_real",
         ("test", True, "faces_real"): "faces_real",
+        ("test", True, "replay"): "arena-replay",
         ("bin", False, "wayside"): "wayside"}
 for line in open(sys.argv[1]):
     m = json.loads(line)
@@ -64,7 +69,7 @@ run_tests() {
   local started=$SECONDS key path
   declare -A exe=()
   while read -r key path; do exe[$key]="$path"; done < <(executables)
-  for key in vision-lib detect_real faces_real wayside; do
+  for key in vision-lib detect_real faces_real arena-replay wayside; do
     [[ -x "${exe[$key]:-}" ]] || { say "no $key executable in $artifacts: run cross/ci.sh build"; return 1; }
   done
   local qemu=(qemu-aarch64-static -cpu "$qemu_cpu" -L "$qemu_prefix")
@@ -88,7 +93,9 @@ run_tests() {
     cd "$repo/vision" &&
       PROPTEST_CASES=32 "${qemu[@]}" "${exe[vision-lib]}" &&
       "${qemu[@]}" "${exe[detect_real]}" --exact double_decker_bus_in_a_wide_frame &&
-      "${qemu[@]}" "${exe[faces_real]}" --exact one_face_in_the_obama_portrait
+      "${qemu[@]}" "${exe[faces_real]}" --exact one_face_in_the_obama_portrait &&
+      cd "$repo/arena" &&
+      "${qemu[@]}" "${exe[arena-replay]}"
   ) || status=$?
   say "wayside-vision (quick) under qemu: $((SECONDS - started)) s"
   wait "$smoke" || status=$?

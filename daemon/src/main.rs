@@ -23,6 +23,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// Model sessions keep their tensors in planned arenas instead of growing
+/// each inference thread's malloc arena to the high-water mark of a run's
+/// churn (wayside-arena; docs/BENCHMARKS.md, "Where the memory goes").
+#[global_allocator]
+static ALLOCATOR: wayside_arena::Replaying = wayside_arena::Replaying;
+
 #[derive(Parser)]
 #[command(name = "wayside", version, about = "Roadside video analytics")]
 struct Args {
@@ -61,6 +67,7 @@ enum ConfigCommand {
 }
 
 fn main() -> Result<()> {
+    wayside_arena::map_large_allocations();
     wayside_service::logging::init("wayside");
     let args = Args::parse();
     let config = config::Config::load(args.config.as_deref())?;

@@ -58,10 +58,15 @@ use serde_json::{Value, json};
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 use wayside_vision::runtime::{self, Model, Session};
 
+/// tract runs as in the daemon: each session's tensors in its arena.
+#[global_allocator]
+static ALLOCATOR: wayside_arena::Replaying = wayside_arena::Replaying;
+
 const DEFAULT_RUNS: usize = 30;
 const WARMUP: usize = 3;
 
 fn main() -> ExitCode {
+    wayside_arena::map_large_allocations();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("--child") {
         child(&args[1..])

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tract_onnx::prelude::*;
+use wayside_arena::Arena;
 
 pub use tract_onnx::prelude::{Tensor, TractError};
 
@@ -17,6 +18,12 @@ pub enum RuntimeError {
     Load { path: String, source: TractError },
     #[error("running model {name}: {source}")]
     Run { name: String, source: TractError },
+    #[error("model {name}: input of shape {shape:?} given {got} values")]
+    InputSize {
+        name: String,
+        shape: Vec<usize>,
+        got: usize,
+    },
     #[error("model {name} gave output {index} as {got}, expected f32")]
     OutputType {
         name: String,
@@ -93,6 +100,8 @@ impl Model {
         Ok(Session {
             name: self.name.clone(),
             state,
+            arena: Arena::new(),
+            input: None,
         })
     }
 }
@@ -172,15 +181,66 @@ fn drop_idle<T>(plans: &mut Vec<T>, keep: usize, idle: impl Fn(&T) -> bool) {
 }
 
 /// Reusable run state: tract's `plan.run()` would build a fresh one per call.
+/// Its arena holds the run's intermediate tensors from the second run on,
+/// where the binary's global allocator is `wayside_arena::Replaying`.
 pub struct Session {
     name: String,
     state: TypedSimpleState,
+    arena: Arena,
+    /// The input tensor of [`run_f32`](Self::run_f32), kept for the next run.
+    input: Option<Arc<Tensor>>,
 }
 
 impl Session {
     /// Run on f32 inputs; outputs come back as f32 tensors in model order.
     pub fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
-        let outputs = self.state.run(values(inputs));
+        let state = &mut self.state;
+        let outputs = self.arena.run(|| state.run(values(inputs)));
+        self.f32_outputs(outputs)
+    }
+
+    /// Run on one f32 input of `shape`, copied from `data` into a tensor
+    /// the session keeps: tract takes its inputs in its own aligned storage,
+    /// so a tensor made per frame (`tensor`) is an allocation and a copy of
+    /// the frame's input each time, 1.4 MB for the detector at 720p.
+    pub fn run_f32(
+        &mut self,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(RuntimeError::InputSize {
+                name: self.name.clone(),
+                shape: shape.to_vec(),
+                got: data.len(),
+            });
+        }
+        // Ours alone again once the last run's state let go of it.
+        let reusable = self
+            .input
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .is_some_and(|t| t.shape() == shape);
+        if !reusable {
+            let t = Tensor::zero::<f32>(shape).map_err(|e| self.failed(e))?;
+            self.input = Some(Arc::new(t));
+        }
+        let tensor = self
+            .input
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .expect("ours alone: checked, or just made");
+        let name = &self.name;
+        tensor
+            .try_as_plain_ram_mut()
+            .and_then(|mut v| v.as_slice_mut::<f32>().map(|s| s.copy_from_slice(data)))
+            .map_err(|source| RuntimeError::Run {
+                name: name.clone(),
+                source,
+            })?;
+        let input = TValue::from_const(Arc::clone(self.input.as_ref().expect("set above")));
+        let state = &mut self.state;
+        let outputs = self.arena.run(|| state.run(tvec![input]));
         self.f32_outputs(outputs)
     }
 
@@ -192,25 +252,35 @@ impl Session {
         inputs: Vec<Tensor>,
         mut node_took: impl FnMut(&str, Duration),
     ) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
-        let outputs =
-            self.state
-                .run_plan_with_eval(values(inputs), |ctx, op_state, node, inputs| {
-                    let started = Instant::now();
-                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                    node_took(&node.op().name(), started.elapsed());
-                    out
-                });
+        let state = &mut self.state;
+        let outputs = self.arena.run(|| {
+            state.run_plan_with_eval(values(inputs), |ctx, op_state, node, inputs| {
+                let started = Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                node_took(&node.op().name(), started.elapsed());
+                out
+            })
+        });
         self.f32_outputs(outputs)
+    }
+
+    /// How the session's tensor arena has done.
+    pub fn arena_stats(&self) -> wayside_arena::Stats {
+        self.arena.stats()
+    }
+
+    fn failed(&self, source: TractError) -> RuntimeError {
+        RuntimeError::Run {
+            name: self.name.clone(),
+            source,
+        }
     }
 
     fn f32_outputs(
         &self,
         outputs: TractResult<TVec<TValue>>,
     ) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
-        let outputs = outputs.map_err(|source| RuntimeError::Run {
-            name: self.name.clone(),
-            source,
-        })?;
+        let outputs = outputs.map_err(|e| self.failed(e))?;
         outputs
             .into_iter()
             .enumerate()
@@ -239,7 +309,9 @@ pub fn f32s(t: &Tensor) -> Result<&[f32], TractError> {
     t.try_as_plain_ram()?.as_slice::<f32>()
 }
 
-/// An f32 tensor of `shape` that takes ownership of `data` (row-major), no copy.
+/// An f32 tensor of `shape` holding `data` (row-major). tract copies it into
+/// storage aligned for its kernels; a session fed frame after frame reuses
+/// one instead ([`Session::run_f32`]).
 pub fn tensor(shape: &[usize], data: Vec<f32>) -> Result<Tensor, TractError> {
     Ok(tract_ndarray::ArrayD::from_shape_vec(shape, data)?.into())
 }

