@@ -32,9 +32,6 @@ pub const MIN_SIZE: usize = 64 << 10;
 /// Offsets in the buffer are aligned at least this much (a cache line).
 const MIN_ALIGN: usize = 64;
 
-/// The buffer's own alignment: whole pages.
-const BUFFER_ALIGN: usize = 4096;
-
 /// Allocations recorded per run; a run with more is not planned. The
 /// detector makes a few hundred.
 const MAX_TENSORS: usize = 4096;
@@ -496,7 +493,10 @@ unsafe impl Send for Shared {}
 impl Shared {
     fn new(tensors: &[plan::Lifetime]) -> Option<Self> {
         let (offsets, len) = plan::place(tensors);
-        let layout = Layout::from_size_align(len.max(1), BUFFER_ALIGN).ok()?;
+        // Whole pages: the registry's ranges are pages, and no other
+        // allocation may share one with the buffer.
+        let len = len.max(1).next_multiple_of(registry::PAGE);
+        let layout = Layout::from_size_align(len, registry::PAGE).ok()?;
         // SAFETY: a non-zero size.
         let base = unsafe { System.alloc(layout) };
         if base.is_null() {
@@ -553,12 +553,12 @@ impl Shared {
         self.base as usize
     }
 
-    fn end(&self) -> usize {
-        self.start() + self.layout.size()
+    fn len(&self) -> usize {
+        self.layout.size()
     }
 
     fn holds(&self, ptr: *mut u8) -> bool {
-        (self.start()..self.end()).contains(&(ptr as usize))
+        (self.start()..self.start() + self.len()).contains(&(ptr as usize))
     }
 
     fn is_live(&self, k: usize) -> bool {

@@ -1,7 +1,8 @@
 //! Every model of the manifest run from its session's tensor arena, under
 //! the daemon's global allocator: the same outputs, bit for bit, as the
 //! first run (which tract makes on malloc, while the arena records it),
-//! and, once the plan has settled, every run served whole from it.
+//! and, once the plan has settled, every run served whole from it, a later
+//! session's included.
 
 mod common;
 
@@ -68,6 +69,28 @@ fn every_model_gives_the_same_outputs_from_its_arena() {
             entry.id
         );
         assert!(stats.buffer_bytes > 0, "{}: {stats:?}", entry.id);
+        // A session made once another is dropped (one per request, or per
+        // plate) takes over its arena and replays from its first run.
+        drop(session);
+        let mut next = model.session().unwrap();
+        assert!(
+            run(&mut next) == recorded,
+            "{}: next session differs",
+            entry.id
+        );
+        let after = next.arena_stats();
+        assert_eq!(
+            after.recordings, stats.recordings,
+            "{}: {after:?}",
+            entry.id
+        );
+        assert_eq!(after.fell_back, stats.fell_back, "{}: {after:?}", entry.id);
+        assert_eq!(
+            after.served - stats.served,
+            served / 3,
+            "{}: {after:?}",
+            entry.id
+        );
     }
     println!("{}", report.join("\n"));
 }
