@@ -45,7 +45,8 @@ pub struct Model {
 /// tensor. A session made per request or per plate (`/face-detect`, the
 /// recogniser) takes them over and replays from its first run: each new
 /// session would otherwise record its one run, every tensor of it mapped
-/// and faulted in afresh (144 ms a `/face-detect` photo against 117).
+/// and faulted in afresh (a photo's face work 94–109 ms against 63–73,
+/// docs/BENCHMARKS.md).
 /// One per model: what a box's steady load leaves idle.
 struct Spare {
     arena: Arena,
