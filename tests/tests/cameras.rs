@@ -302,7 +302,7 @@ async fn rtsp_camera_recovers_when_its_server_comes_back() {
     drop(server);
     eprintln!(
         "down seen after {detected:?}, up {recovered:?} after restart; {converted} of {decoded} \
-         frames converted; lobby: {jpeg_undecoded} of {} frames not decoded; street (H.265): \
+         frames converted, {analysed} analysed; lobby: {jpeg_undecoded} of {} frames not decoded; street (H.265): \
          {h265_undecoded} of {} not decoded; test took {:?}",
         jpeg_decoded + jpeg_undecoded,
         h265_decoded + h265_undecoded,

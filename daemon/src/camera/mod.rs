@@ -15,6 +15,7 @@
 //! same rules as `/video` (API.md). A window in which the camera gave no
 //! frame at all is not published.
 
+mod gate;
 mod health;
 mod runner;
 

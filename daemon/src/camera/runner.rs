@@ -3,8 +3,8 @@
 //! tracking and counting persist across reconnects, so a track that
 //! survives a short outage is not counted twice.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -13,6 +13,7 @@ use wayside_vision::annotate::Overlay;
 use wayside_vision::count::{Counter, FrameCounts};
 use wayside_vision::detect::DetectorSession;
 
+use super::gate::Gate;
 use super::health::{CameraHealth, Preview, StageLatency};
 use super::{CameraConfig, Outputs};
 use crate::backoff::Backoff;
@@ -185,12 +186,15 @@ impl Camera {
 
     fn stream(&self, decoder: &mut Decoder, a: &mut Analysis, clock: &WindowClock) -> End {
         // A 25 fps camera tracked 5 times a second converts only the frames
-        // it tracks to RGB, not all 25: the others are dropped as decoded.
-        // A frame is timed by when it is ready for this thread, the instant
-        // the rule judged it by, so the two agree.
-        let due = Arc::new(AtomicU64::new(a.schedule.next_due_ms()));
-        let (next_due, at) = (due.clone(), *clock);
-        decoder.skip_unused(move |f| at.ms_at(f.ready_at) >= next_due.load(Ordering::Relaxed));
+        // it tracks, not all 25: the others are dropped as decoded. A frame
+        // is timed by when it is ready for this thread, the instant the gate
+        // judged it by, so the two agree.
+        let gate = Arc::new(Mutex::new(Gate::new(a.schedule.clone())));
+        let (decoded, coded, at) = (gate.clone(), gate.clone(), *clock);
+        decoder.skip_unused_with(
+            move |f| lock(&decoded).admit(at.ms_at(f.ready_at)),
+            move |f| lock(&coded).due(at.ms_at(f.ready_at)),
+        );
         let mut counted = Tally::default();
         let mut last_t = 0;
         let mut analysis_took = Duration::ZERO;
@@ -216,28 +220,23 @@ impl Camera {
             let t = clock.ms_at(frame.ready_at()).max(last_t);
             last_t = t;
             let slot = a.schedule.slot(t);
-            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
+            lock(&gate).took(t, &a.schedule);
             if !slot.track {
                 continue;
             }
             // Nothing that would be ready before this frame's analysis ends
-            // (as long as the last one took) is converted. When analysis
-            // takes longer than the schedule's step, the frames that come
-            // due meanwhile would all be converted, and the sink would throw
-            // away all but the newest: work for nothing when the box has
-            // none to spare. The next frame ready after analysis is
-            // converted instead, up to a frame later. A file camera's frames
+            // (as long as the last one took) is converted; the next frame
+            // ready after it is, up to a frame later. A file camera's frames
             // are judged ahead of their time, so one due after the analysis
             // ends is converted while it runs.
             let started = Instant::now();
-            let busy_until = clock.ms_at(started + analysis_took);
-            due.store(a.schedule.next_due_ms().max(busy_until), Ordering::Relaxed);
+            lock(&gate).busy_until(clock.ms_at(started + analysis_took));
             let rgb = frame.rgb();
             if let Err(e) = self.analyse(a, &rgb, t, slot.samples.end, clock) {
                 return End::Failed(format!("analysis: {e:#}"));
             }
             analysis_took = started.elapsed();
-            due.store(a.schedule.next_due_ms(), Ordering::Relaxed);
+            lock(&gate).busy_until(0);
         }
     }
 
@@ -400,4 +399,10 @@ impl Camera {
             mqtt.publish_event(&self.config.name, &event);
         }
     }
+}
+
+/// The gate, even if a thread panicked holding it: its state is a schedule
+/// and a time, whole after any step.
+fn lock(gate: &Mutex<Gate>) -> MutexGuard<'_, Gate> {
+    gate.lock().unwrap_or_else(|e| e.into_inner())
 }

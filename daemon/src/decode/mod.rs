@@ -373,8 +373,18 @@ impl Decoder {
     /// are decoded, and those it turns down are not decoded. A file played
     /// as a camera keeps its pace whatever the rule drops.
     pub fn skip_unused(&self, rule: impl FnMut(FrameTime) -> bool + Clone + Send + 'static) {
-        self.skipper
-            .set_rule(Box::new(rule.clone()), Box::new(rule));
+        self.skip_unused_with(rule.clone(), rule);
+    }
+
+    /// As [`Decoder::skip_unused`], with the rule that judges frames before
+    /// they are decoded given apart: for a `rule` whose state is shared
+    /// with the consumer, `coded` asks it without changing it.
+    pub fn skip_unused_with(
+        &self,
+        rule: impl FnMut(FrameTime) -> bool + Send + 'static,
+        coded: impl FnMut(FrameTime) -> bool + Send + 'static,
+    ) {
+        self.skipper.set_rule(Box::new(rule), Box::new(coded));
     }
 
     /// Time (ms) of the last frame decoded so far, skipped ones included.

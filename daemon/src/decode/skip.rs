@@ -19,12 +19,15 @@
 //! where the frame before it ended.
 //!
 //! A camera's schedule runs on the box's clock, not on the stream's, so its
-//! rule compares the clock with the next instant its schedule will want a
-//! frame (`camera::runner`), and it must know when the camera's thread will
-//! get the frame: at once for a live source, but a file played as a camera
-//! is decoded a frame or so ahead of its time and held back by the sink
+//! rule is a copy of the schedule that the camera's thread keeps in step
+//! (`camera::gate`), judging each frame by when the thread will get it: at
+//! once for a live source, but a file played as a camera is decoded a
+//! frame or so ahead of its time and held back by the sink
 //! ([`FrameTime::ready_at`]). The frame carries that instant to the camera's
 //! thread, which times the frame by it, so the rule and the schedule agree.
+//! That rule shares its state with the thread, so the copy of it that
+//! judges frames before decoding (below) is given apart, and only asks
+//! (`Decoder::skip_unused_with`).
 //! A frame of such a file that the rule turns down is held by the probe
 //! for as long as the sink would have held it, so that the decoder keeps
 //! the stream's pace whatever the rule drops (`mod.rs`, `drop_frame`).

@@ -61,7 +61,7 @@ impl Schedule {
 
     /// The earliest time the next frame could be tracked at: a frame at
     /// `t` is tracked exactly when `t` is at least this. A camera drops the
-    /// frames before it unconverted (`camera::runner`).
+    /// frames before it unconverted (`camera::gate`).
     pub fn next_due_ms(&self) -> u64 {
         let next_sample_ms = self.next_sample as u64 * self.interval_ms;
         next_sample_ms
