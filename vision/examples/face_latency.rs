@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut n = 0;
             for i in 0..runs + 3 {
                 let t = Instant::now();
-                let faces = s.detect(&frame)?;
+                let faces = s.detect(frame)?;
                 let d = t.elapsed().as_secs_f64() * 1e3;
                 for f in &faces {
                     let t = Instant::now();

@@ -35,7 +35,7 @@ fn found(session: &mut DetectorSession, photo: &str) -> Vec<Detection> {
         .expect("photo decodes")
         .to_rgb8();
     let frame = RgbFrame::from_image(&img).unwrap();
-    let dets = session.detect(&frame).unwrap();
+    let dets = session.detect(frame).unwrap();
     for d in &dets {
         assert!(d.bbox.x1 >= 0.0 && d.bbox.y1 >= 0.0, "{d:?} off the frame");
         assert!(
@@ -140,6 +140,74 @@ fn trimmed_input_finds_what_the_full_input_finds() {
                     "{photo}: {name} input's {d:?} best matched by {m:?} (IoU {iou:.2})"
                 );
             }
+        }
+    }
+}
+
+/// A decoder's I420 frame, scaled plane by plane and converted after, finds
+/// what its RGB finds: the same objects, boxes within a pixel or two.
+#[test]
+fn i420_frames_find_what_rgb_frames_find() {
+    use wayside_vision::frame::{Colour, I420Frame, Matrix, Plane};
+    use yuv::{YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange};
+
+    let detector = load("detector", |_| ());
+    for photo in ["bus.jpg", "zidane.jpg"] {
+        let img = image::open(common::media(photo)).unwrap().to_rgb8();
+        let (w, h) = img.dimensions();
+        let mut planar = YuvPlanarImageMut::<u8>::alloc(w, h, YuvChromaSubsampling::Yuv420);
+        yuv::rgb_to_yuv420(
+            &mut planar,
+            img.as_raw(),
+            3 * w,
+            YuvRange::Limited,
+            yuv::YuvStandardMatrix::Bt601,
+            YuvConversionMode::Balanced,
+        )
+        .unwrap();
+        let planes = [
+            (planar.y_plane.borrow(), planar.y_stride),
+            (planar.u_plane.borrow(), planar.u_stride),
+            (planar.v_plane.borrow(), planar.v_stride),
+        ]
+        .map(|(data, stride)| Plane {
+            data,
+            stride: stride as usize,
+        });
+        let colour = Colour {
+            matrix: Matrix::Bt601,
+            full_range: false,
+        };
+        let yuv = I420Frame::new(w, h, planes, colour).unwrap();
+
+        let rgb = found(&mut detector.session(), photo);
+        let from_yuv: Vec<_> = detector
+            .session()
+            .detect(yuv)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.score >= FOUND)
+            .collect();
+        assert!(!rgb.is_empty(), "{photo}: nothing found");
+        // Scores near the threshold may fall either side of it.
+        let sure = |d: &&Detection| d.score >= FOUND + 0.1;
+        for d in rgb.iter().filter(sure) {
+            let best = from_yuv
+                .iter()
+                .filter(|e| e.class_id == d.class_id)
+                .map(|e| e.bbox.iou(&d.bbox))
+                .fold(0.0, f32::max);
+            assert!(
+                best >= 0.9,
+                "{photo}: {d:?} from RGB, best IoU {best:.2} from I420 in {from_yuv:?}"
+            );
+        }
+        for d in from_yuv.iter().filter(sure) {
+            assert!(
+                rgb.iter()
+                    .any(|e| e.class_id == d.class_id && e.bbox.iou(&d.bbox) >= 0.9),
+                "{photo}: {d:?} found in I420 only"
+            );
         }
     }
 }

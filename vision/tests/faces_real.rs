@@ -333,7 +333,7 @@ fn one_kept_face_per_tracked_person() {
         // A 960x640 window moving 8 px right and 4 px down per frame.
         let view = image::imageops::crop_imm(&img, 100 + 8 * i, 20 + 4 * i, 960, 640).to_image();
         let frame = RgbFrame::from_image(&view).unwrap();
-        let found = s.detect(&frame).unwrap();
+        let found = s.detect(frame).unwrap();
         let tracks = tracker.update(&as_detections(&found), t_ms);
         for t in &tracks {
             if let (TrackState::Confirmed, Some(d)) = (t.state, t.detection) {
@@ -395,12 +395,12 @@ fn faces_near_the_heads_are_the_faces_of_the_whole_frame() {
     for (x, y) in [(600, 330), (40, 20), (330, 180)] {
         let img = zidane_far(x, y);
         let frame = RgbFrame::from_image(&img).unwrap();
-        let whole = s.detect(&frame).unwrap();
+        let whole = s.detect(frame).unwrap();
         assert_eq!(whole.len(), 2, "at {x},{y}: {whole:?}");
-        let objects = people.detect(&frame).unwrap();
+        let objects = people.detect(frame).unwrap();
         let region = head_region(&objects, QualityConfig::default().min_face_px)
             .unwrap_or_else(|| panic!("at {x},{y} nobody is tall: {objects:?}"));
-        let near = s.detect_near(&frame, region).unwrap();
+        let near = s.detect_near(frame, region).unwrap();
         assert_eq!(near.len(), whole.len(), "at {x},{y}: {near:?} vs {whole:?}");
         for f in &whole {
             let (n, iou) = best(&near, f).unwrap();
@@ -427,14 +427,14 @@ fn a_window_reports_no_face_its_edge_cuts() {
     let mut s = e.session();
     let img = zidane_far(320, 180);
     let frame = RgbFrame::from_image(&img).unwrap();
-    let whole = s.detect(&frame).unwrap();
+    let whole = s.detect(frame).unwrap();
     assert_eq!(whole.len(), 2, "{whole:?}");
     let (mut cut, mut whole_seen) = (0, [0; 2]);
     // Regions 64 px high moved down past both faces in 4 px steps: their
     // windows' lower and upper edges cross each face.
     for top in (0..720 - 64).step_by(4) {
         let region = BBox::new(320.0, top as f32, 960.0, top as f32 + 64.0);
-        for n in s.detect_near(&frame, region).unwrap() {
+        for n in s.detect_near(frame, region).unwrap() {
             let (f, iou) = best(&whole, &n).unwrap();
             if iou < 0.9 {
                 eprintln!("region from {top}: {n:?}, IoU {iou:.2} with {f:?}");

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use image::RgbImage;
 use serde_json::json;
 use wayside_vision::annotate::Overlay;
 use wayside_vision::count::{Counter, FrameCounts};
@@ -18,7 +19,7 @@ use super::health::{CameraHealth, Preview, StageLatency};
 use super::{CameraConfig, Outputs};
 use crate::backoff::Backoff;
 use crate::decode::camera::CameraSource;
-use crate::decode::{Decoder, Tally};
+use crate::decode::{DecodedFrame, Decoder, Tally};
 use crate::forward::Sightings;
 use crate::pipeline::analyse::{Analysed, Analyser, Stage, StageClock, annotated};
 use crate::pipeline::faces::FaceSighting;
@@ -231,8 +232,7 @@ impl Camera {
             // ends is converted while it runs.
             let started = Instant::now();
             lock(&gate).busy_until(clock.ms_at(started + analysis_took));
-            let rgb = frame.rgb();
-            if let Err(e) = self.analyse(a, &rgb, t, slot.samples.end, clock) {
+            if let Err(e) = self.analyse(a, &frame, t, slot.samples.end, clock) {
                 return End::Failed(format!("analysis: {e:#}"));
             }
             analysis_took = started.elapsed();
@@ -246,12 +246,12 @@ impl Camera {
     fn analyse(
         &self,
         a: &mut Analysis,
-        rgb: &wayside_vision::frame::RgbFrame,
+        frame: &DecodedFrame,
         t: u64,
         next_sample: usize,
         clock: &WindowClock,
     ) -> Result<()> {
-        let size = (rgb.width(), rgb.height());
+        let size = (frame.width(), frame.height());
         if a.counter.as_ref().is_none_or(|(_, s)| *s != size) {
             if a.counter.is_some() {
                 tracing::warn!(camera = %self.config.name, "camera: frame size changed to {}x{}; counting starts over", size.0, size.1);
@@ -266,8 +266,10 @@ impl Camera {
         }
         let (counter, _) = a.counter.as_mut().context("counter set above")?;
         let mut stages = &*self.stages;
-        let detections = stages.time(Stage::Detect, || a.detector.detect(rgb))?;
-        let mut found = a.analyser.frame(rgb, t, detections, counter, &mut stages)?;
+        let detections = stages.time(Stage::Detect, || a.detector.detect(frame.yuv()))?;
+        let mut found = a
+            .analyser
+            .frame(frame, t, detections, counter, &mut stages)?;
         for face in std::mem::take(&mut found.faces) {
             stages.time(Stage::Faces, || self.face(&a.sightings, face, clock));
         }
@@ -294,7 +296,7 @@ impl Camera {
         if preview_due {
             a.previewed = Some(Instant::now());
             stages.time(Stage::Annotate, || {
-                self.preview(rgb, &found, now, a.passed, clock)
+                self.preview(frame, &found, now, a.passed, clock)
             })?;
         }
         if let Some(index) = starts_window
@@ -308,18 +310,20 @@ impl Camera {
     /// The page's picture of the camera: this frame annotated, as a JPEG.
     fn preview(
         &self,
-        rgb: &wayside_vision::frame::RgbFrame,
+        frame: &DecodedFrame,
         found: &Analysed,
         now: FrameCounts,
         passed: (u32, u32),
         clock: &WindowClock,
     ) -> Result<()> {
+        let rgb = frame.rgb();
         let line = self
             .config
             .line
             .map(|l| l.to_pixels(rgb.width(), rgb.height()));
         let img = annotated(
-            rgb,
+            RgbImage::from_raw(rgb.width(), rgb.height(), rgb.packed().into_owned())
+                .context("packed RGB has width * height * 3 bytes")?,
             &Overlay {
                 tracks: &found.tracks,
                 line: line.as_ref(),

@@ -53,7 +53,7 @@ pub fn run(config: &Config, args: DetectArgs) -> Result<()> {
     let mut session = detector.session();
     let mut timed = || -> Result<_> {
         let started = Instant::now();
-        let detections = session.detect(&frame)?;
+        let detections = session.detect(frame)?;
         Ok((detections, started.elapsed().as_secs_f64() * 1e3))
     };
     let (_, first_inference_ms) = timed()?;

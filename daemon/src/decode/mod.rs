@@ -1,9 +1,10 @@
-//! Video decoding: any file GStreamer can demux and decode, out as RGB frames.
+//! Video decoding: any file GStreamer can demux and decode, out as I420
+//! frames.
 //!
 //! A [`Decoder`] owns one pipeline
 //!
 //! ```text
-//! filesrc ! decodebin ─(video pad)→ videoconvert ! videoflip(auto) ! video/x-raw,format=RGB ! appsink
+//! filesrc ! decodebin ─(video pad)→ videoconvert ! videoflip(auto) ! video/x-raw,format=I420 ! appsink
 //! ```
 //!
 //! and hands out frames one at a time with [`Decoder::next_frame`]. A probe
@@ -14,7 +15,11 @@
 //! no other frame needs before they are decoded (`disposable.rs`).
 //! It sits between the sources (an upload saved to disk) and detection:
 //! each [`DecodedFrame`] keeps the GStreamer buffer mapped and lends its
-//! bytes as a [`RgbFrame`], so pixels reach the detector without a copy.
+//! planes as an [`I420Frame`], so pixels reach the detector without a copy.
+//! I420 is what software decoders output (`videoconvert` then has nothing
+//! to do) and what the detector's letterbox scales before converting to
+//! RGB; whole frames become RGB only for what draws on them or crops them
+//! (faces, plates, the annotated video), in the consumer's thread.
 //!
 //! Memory stays bounded whatever the length of the video: the appsink queue
 //! holds at most [`QUEUED_FRAMES`] frames and does not drop, so a slow consumer
@@ -35,6 +40,7 @@
 //! read, so such a pad is routed through `nvvidconv` first when it exists.
 //! None of the hardware paths can be exercised on the x86 CI machine.
 
+use std::cell::OnceCell;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
@@ -44,8 +50,9 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use image::RgbImage;
 use thiserror::Error;
-use wayside_vision::frame::RgbFrame;
+use wayside_vision::frame::{Colour, FrameError, I420Frame, Matrix, Plane, RgbFrame};
 
 use disposable::Bitstream;
 pub use skip::{FrameTime, Tally};
@@ -133,13 +140,17 @@ pub struct VideoInfo {
 }
 
 /// One decoded frame. Holds the GStreamer buffer mapped for reading, so the
-/// RGB bytes are borrowed from the decoder's memory, not copied.
+/// decoder's I420 planes are borrowed, not copied; RGB is made only for what
+/// needs whole-frame pixels (faces, plates, the annotated video).
 pub struct DecodedFrame {
     buffer: gst::MappedBuffer<gst::buffer::Readable>,
     width: u32,
     height: u32,
-    stride: usize,
-    offset: usize,
+    /// Offset and stride of the Y, U and V planes in `buffer`.
+    planes: [(usize, usize); 3],
+    colour: Colour,
+    /// The frame as packed RGB, converted the first time it is asked for.
+    rgb: OnceCell<Vec<u8>>,
     pts_ms: u64,
     ready_at: Instant,
 }
@@ -150,6 +161,14 @@ impl DecodedFrame {
         self.pts_ms
     }
 
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
     /// When the frame was ready for the consumer: decoded, or for a file
     /// played as a camera, due at the sink. The instant the skip rule was
     /// given for it ([`FrameTime::ready_at`]), so a camera that times its
@@ -158,16 +177,72 @@ impl DecodedFrame {
         self.ready_at
     }
 
-    /// A view of the pixels; rows are `stride` bytes apart (GStreamer pads
-    /// RGB rows to a multiple of 4 bytes).
-    pub fn rgb(&self) -> RgbFrame<'_> {
-        RgbFrame::new(
+    /// The decoder's planes, as the detector's letterbox reads them.
+    pub fn yuv(&self) -> I420Frame<'_> {
+        yuv_view(
+            &self.buffer,
             self.width,
             self.height,
-            self.stride,
-            &self.buffer.as_slice()[self.offset..],
+            self.planes,
+            self.colour,
         )
         .expect("layout checked when the frame was built")
+    }
+
+    /// The frame as packed RGB, converted on the first call (a 720p frame
+    /// takes about a millisecond) and kept for the next.
+    pub fn rgb(&self) -> RgbFrame<'_> {
+        let rgb = self.rgb.get_or_init(|| self.converted());
+        RgbFrame::new(self.width, self.height, 3 * self.width as usize, rgb)
+            .expect("converted to width * height * 3 bytes")
+    }
+
+    /// The RGB pixels as an image of their own, without a copy when `rgb()`
+    /// already converted them.
+    pub fn into_rgb_image(mut self) -> RgbImage {
+        let rgb = self.rgb.take().unwrap_or_else(|| self.converted());
+        RgbImage::from_raw(self.width, self.height, rgb)
+            .expect("converted to width * height * 3 bytes")
+    }
+
+    fn converted(&self) -> Vec<u8> {
+        self.yuv()
+            .to_rgb()
+            .expect("planes checked when the frame was built")
+    }
+}
+
+/// The I420 view of `buffer` at the given plane offsets and strides.
+fn yuv_view(
+    buffer: &[u8],
+    width: u32,
+    height: u32,
+    planes: [(usize, usize); 3],
+    colour: Colour,
+) -> Result<I420Frame<'_>, FrameError> {
+    let planes = planes.map(|(offset, stride)| Plane {
+        data: buffer.get(offset..).unwrap_or(&[]),
+        stride,
+    });
+    I420Frame::new(width, height, planes, colour)
+}
+
+/// How the stream's colorimetry maps YUV to RGB. Caps without colorimetry
+/// get GStreamer's default by frame size (BT.709 from 720 lines up), as
+/// `videoconvert` would use.
+fn colour(info: &gst_video::VideoInfo) -> Colour {
+    use gst_video::VideoColorMatrix as M;
+    let c = info.colorimetry();
+    let matrix = match c.matrix() {
+        M::Bt601 | M::Fcc => Matrix::Bt601,
+        M::Bt2020 => Matrix::Bt2020,
+        M::Bt709 | M::Smpte240m => Matrix::Bt709,
+        _ if info.height() >= 720 => Matrix::Bt709,
+        _ => Matrix::Bt601,
+    };
+    Colour {
+        matrix,
+        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
     }
 }
 
@@ -273,7 +348,7 @@ impl Decoder {
         let appsink = gst_app::AppSink::builder()
             .caps(
                 &gst_video::VideoCapsBuilder::new()
-                    .format(gst_video::VideoFormat::Rgb)
+                    .format(gst_video::VideoFormat::I420)
                     .build(),
             )
             // Files decode as fast as the consumer takes frames; a file
@@ -575,12 +650,20 @@ impl Decoder {
             .ok_or_else(|| DecodeError::Gst("sample without buffer".into()))?;
 
         // A VideoMeta, when present, overrides the default layout.
-        let (stride, offset) = match buffer.meta::<gst_video::VideoMeta>() {
-            Some(meta) => (meta.stride()[0], meta.offset()[0]),
-            None => (info.stride()[0], info.offset()[0]),
+        let meta = buffer.meta::<gst_video::VideoMeta>();
+        let (strides, offsets) = match &meta {
+            Some(meta) => (meta.stride(), meta.offset()),
+            None => (info.stride(), info.offset()),
         };
-        let stride = usize::try_from(stride)
-            .map_err(|_| DecodeError::Gst(format!("negative stride {stride}")))?;
+        let mut planes = [(0, 0); 3];
+        for (i, plane) in planes.iter_mut().enumerate() {
+            let (Some(&stride), Some(&offset)) = (strides.get(i), offsets.get(i)) else {
+                return Err(DecodeError::Gst(format!("decoded buffer has no plane {i}")));
+            };
+            let stride = usize::try_from(stride)
+                .map_err(|_| DecodeError::Gst(format!("negative stride {stride}")))?;
+            *plane = (offset, stride);
+        }
 
         // Lost only if more frames were converted than the sink can hold.
         let (pts, ready_at) = self
@@ -592,17 +675,17 @@ impl Decoder {
         let buffer = buffer
             .into_mapped_buffer_readable()
             .map_err(|_| DecodeError::Gst("cannot map decoded buffer".into()))?;
-        let (width, height) = (info.width(), info.height());
-        // Check the layout once here so `rgb()` cannot fail later.
-        let data = buffer.as_slice().get(offset..).unwrap_or(&[]);
-        RgbFrame::new(width, height, stride, data)
+        let (width, height, colour) = (info.width(), info.height(), colour(info));
+        // Check the layout once here so `yuv()` and `rgb()` cannot fail later.
+        yuv_view(&buffer, width, height, planes, colour)
             .map_err(|e| DecodeError::Gst(format!("decoded buffer: {e}")))?;
         Ok(DecodedFrame {
             buffer,
             width,
             height,
-            stride,
-            offset,
+            planes,
+            colour,
+            rgb: OnceCell::new(),
             pts_ms,
             ready_at,
         })
@@ -803,11 +886,18 @@ fn watch_decoders(pipeline: &gst::Pipeline, threads: u32, skipper: Arc<Skipper>,
         if !klass.contains("Decoder") || !(klass.contains("Video") || klass.contains("Image")) {
             return;
         }
-        if threads > 0
-            && factory.name().starts_with("avdec_")
-            && element.has_property("max-threads")
-        {
+        let libav = factory.name().starts_with("avdec_");
+        if threads > 0 && libav && element.has_property("max-threads") {
             element.set_property("max-threads", threads);
+        }
+        // Decoding straight into GStreamer's buffers saves nothing for a
+        // file: a frame libav still references is not writable when the
+        // base class finishes it, so each one is copied into a fresh block
+        // there (318 k page faults on the 720p clip instead of 137 k).
+        // Without it, libav copies each frame into a buffer of a recycled
+        // pool instead. Cameras keep it: not measured for them.
+        if pacing == Pacing::AsFastAsRead && libav && element.has_property("direct-rendering") {
+            element.set_property("direct-rendering", false);
         }
         skip_before_decoding(element, skipper.clone(), pacing);
     });

@@ -1,11 +1,12 @@
-//! Frames nobody will use, dropped before they are converted to RGB.
+//! Frames nobody will use, dropped before they are converted or queued.
 //!
 //! A job analyses few of a video's frames. At a 200 ms interval with 5
 //! tracked frames a second, it uses one frame in five of a 25 fps upload.
-//! Converting a decoded frame to RGB costs about half as much as decoding
-//! it (720p H.264: 2.5 against 5.8 ms, docs/BENCHMARKS.md). So a probe on
-//! the converter's input asks the consumer's rule about each frame, and
-//! drops the ones it turns down before they are converted.
+//! Converting a decoded frame costs about half as much as decoding it
+//! (720p H.264 to RGB: 2.5 against 5.8 ms, docs/BENCHMARKS.md; a hardware
+//! decoder's NV12 to I420 less), and a queued frame holds its memory. So a
+//! probe on the converter's input asks the consumer's rule about each
+//! frame, and drops the ones it turns down before they are converted.
 //!
 //! For a file the rule is the job's own schedule, and it must give the job
 //! the same answers as if the job saw every frame. That holds when a frame

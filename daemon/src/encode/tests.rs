@@ -50,10 +50,7 @@ fn decode_images(path: &Path) -> Vec<(u64, image::RgbImage)> {
     let mut dec = Decoder::open(path, 1).expect("opens");
     let mut out = Vec::new();
     while let Some(f) = dec.next_frame().expect("decodes") {
-        let rgb = f.rgb();
-        let img = image::RgbImage::from_raw(rgb.width(), rgb.height(), rgb.packed().into_owned())
-            .expect("packed size");
-        out.push((f.pts_ms(), img));
+        out.push((f.pts_ms(), f.into_rgb_image()));
     }
     out
 }
@@ -75,11 +72,10 @@ fn encodes_a_faststart_h264_mp4_that_decodes_back() {
         if index % 5 == 2 || index % 5 == 4 {
             continue;
         }
-        let rgb = frame.rgb();
-        let img =
-            image::RgbImage::from_raw(640, 272, rgb.packed().into_owned()).expect("packed size");
-        enc.push(&img, frame.pts_ms()).expect("pushes");
-        pushed.push((frame.pts_ms(), img));
+        let t = frame.pts_ms();
+        let img = frame.into_rgb_image();
+        enc.push(&img, t).expect("pushes");
+        pushed.push((t, img));
     }
     enc.finish().expect("finishes");
 

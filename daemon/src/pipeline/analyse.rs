@@ -7,15 +7,16 @@
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
+use wayside_vision::Kind;
 use wayside_vision::annotate::{Overlay, draw_overlay};
 use wayside_vision::count::{Counter, PassEvent};
 use wayside_vision::detect::Detection;
 use wayside_vision::track::{TrackSnapshot, Tracker};
-use wayside_vision::{Kind, RgbFrame};
 
 use super::faces::{FaceSighting, FaceStage};
 use super::plates::{PlateSighting, PlateStage};
 use super::{Engine, PipelineError};
+use crate::decode::DecodedFrame;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Stage {
@@ -99,7 +100,7 @@ impl<'e> Analyser<'e> {
     /// One tracked frame at `t_ms` with its `detections`, counted by `counter`.
     pub fn frame(
         &mut self,
-        rgb: &RgbFrame,
+        frame: &DecodedFrame,
         t_ms: u64,
         detections: Vec<Detection>,
         counter: &mut Counter,
@@ -111,11 +112,11 @@ impl<'e> Analyser<'e> {
             (tracks, passed)
         });
         let faces = match self.faces.as_mut() {
-            Some(stage) => clock.time(Stage::Faces, || stage.observe(rgb, t_ms, &detections))?,
+            Some(stage) => clock.time(Stage::Faces, || stage.observe(frame, t_ms, &detections))?,
             None => Vec::new(),
         };
         let plates = match self.plates.as_mut() {
-            Some(stage) => clock.time(Stage::Plates, || stage.observe(rgb, t_ms, &tracks))?,
+            Some(stage) => clock.time(Stage::Plates, || stage.observe(frame, t_ms, &tracks))?,
             None => Vec::new(),
         };
         Ok(Analysed {
@@ -145,10 +146,8 @@ impl<'e> Analyser<'e> {
     }
 }
 
-/// A copy of the frame with boxes, track ids, the line and the counts drawn.
-pub fn annotated(rgb: &RgbFrame, overlay: &Overlay) -> RgbImage {
-    let mut img = RgbImage::from_raw(rgb.width(), rgb.height(), rgb.packed().into_owned())
-        .expect("packed RGB has width * height * 3 bytes");
+/// The frame's picture with boxes, track ids, the line and the counts drawn.
+pub fn annotated(mut img: RgbImage, overlay: &Overlay) -> RgbImage {
     draw_overlay(&mut img, overlay);
     img
 }

@@ -66,7 +66,7 @@ impl<P: Send> DetectAhead<P> {
                     else {
                         return;
                     };
-                    let found = session.detect(&frame.rgb());
+                    let found = session.detect(frame.yuv());
                     // A job that stopped early no longer waits for this one.
                     let _ = reply.send(
                         found

@@ -4,14 +4,15 @@
 //! leaves is a [`FaceSighting`]: the vector, a JPEG of the face and its time.
 
 use image::RgbImage;
+use wayside_vision::Detection;
 use wayside_vision::face::detect::head_region;
 use wayside_vision::face::keeper::{BestPerTrack, Kept};
 use wayside_vision::face::{FaceEngine, FaceSession};
 use wayside_vision::track::{TrackState, Tracker};
-use wayside_vision::{Detection, RgbFrame};
 
 use super::PipelineError;
 use crate::config::FacesConfig;
+use crate::decode::DecodedFrame;
 
 /// One kept face, ready for the data API.
 #[derive(Debug, Clone)]
@@ -63,12 +64,12 @@ impl<'a> FaceStage<'a> {
     /// face tracker still ages its tracks on the other frames.
     pub fn observe(
         &mut self,
-        frame: &RgbFrame,
+        frame: &DecodedFrame,
         t_ms: u64,
         objects: &[Detection],
     ) -> Result<Vec<FaceSighting>, PipelineError> {
         let found = match head_region(objects, self.config.quality.min_face_px) {
-            Some(region) => self.session.detect_near(frame, region)?,
+            Some(region) => self.session.detect_near(frame.yuv(), region)?,
             None => Vec::new(),
         };
         let detections = wayside_vision::face::detect::as_detections(&found);
@@ -77,10 +78,10 @@ impl<'a> FaceStage<'a> {
             let Some(face) = t.detection.and_then(|i| found.get(i)) else {
                 continue;
             };
-            let aligned = self.session.align(frame, face)?;
+            let aligned = self.session.align(&frame.rgb(), face)?;
             let q = self.session.quality(face, &aligned);
             if q.passed() {
-                let picture = super::crop(frame, &face.bbox, self.config.picture_margin);
+                let picture = super::crop(&frame.rgb(), &face.bbox, self.config.picture_margin);
                 self.keeper
                     .offer(t.id, q.value, t_ms, Candidate { aligned, picture });
             }

@@ -347,10 +347,9 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
         let (engine, spec) = (self.engine, self.spec);
         let t = frame.pts_ms();
         self.frames_processed += 1;
-        let rgb = frame.rgb();
-        let found = self
-            .analyser
-            .frame(&rgb, t, detections, &mut self.counter, &mut self.watch)?;
+        let found =
+            self.analyser
+                .frame(&frame, t, detections, &mut self.counter, &mut self.watch)?;
         let (pedestrians, vehicles) = found.passed_by_kind();
         self.passed.0 += pedestrians;
         self.passed.1 += vehicles;
@@ -360,7 +359,7 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
         let wants_jpeg = spec.sample_jpegs && !slot.samples.is_empty();
         let drawn = (self.encoder.is_some() || wants_jpeg).then(|| {
             annotated(
-                &rgb,
+                frame.into_rgb_image(),
                 &Overlay {
                     tracks: &found.tracks,
                     line: self.line.as_ref(),
@@ -371,7 +370,6 @@ impl<'j, F: FnMut(Sample) -> bool> Run<'j, F> {
                 },
             )
         });
-        drop(frame);
         if let (Some(enc), Some(img)) = (self.encoder.as_mut(), drawn.as_ref()) {
             enc.push(img, t)?;
         }

@@ -15,12 +15,13 @@
 use std::collections::HashMap;
 
 use image::RgbImage;
+use wayside_vision::Kind;
 use wayside_vision::plate::{PlateEngine, PlateSession, PlateVote};
 use wayside_vision::track::{TrackSnapshot, TrackState};
-use wayside_vision::{Kind, RgbFrame};
 
 use super::PipelineError;
 use crate::config::PlatesConfig;
+use crate::decode::DecodedFrame;
 
 /// One vehicle's voted plate, ready for the data API.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ impl<'a> PlateStage<'a> {
     /// of vehicles read to the end in this frame or whose tracks ended.
     pub fn observe(
         &mut self,
-        frame: &RgbFrame,
+        frame: &DecodedFrame,
         t_ms: u64,
         tracks: &[TrackSnapshot],
     ) -> Result<Vec<PlateSighting>, PipelineError> {
@@ -86,7 +87,7 @@ impl<'a> PlateStage<'a> {
         for track in due(&self.vehicles, tracks, self.config) {
             let reads = self
                 .session
-                .read_region(frame, track.bbox, &self.config.region)?;
+                .read_region(&frame.rgb(), track.bbox, &self.config.region)?;
             let vehicle = self.vehicles.entry(track.id).or_insert_with(|| Vehicle {
                 vote: Some(PlateVote::new(&self.config.vote, self.engine.grammar())),
                 last_read_ms: t_ms,
@@ -98,7 +99,7 @@ impl<'a> PlateStage<'a> {
                 continue;
             };
             if let Some(read) = reads.into_iter().find(|r| r.valid()) {
-                let image = super::crop(frame, &track.bbox, self.config.picture_margin);
+                let image = super::crop(&frame.rgb(), &track.bbox, self.config.picture_margin);
                 vote.offer(read.reading, read.format, Picture { t_ms, image });
             }
             let read_out = vote.settled() || vehicle.attempts >= self.config.max_attempts;

@@ -4,12 +4,13 @@
 use std::num::NonZeroU32;
 
 use fast_image_resize::images::{TypedImage, TypedImageRef};
-use fast_image_resize::pixels::U8x3;
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::pixels::{U8, U8x3};
+use fast_image_resize::{FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::{BBox, RgbFrame};
+use crate::BBox;
+use crate::frame::{Picture, Plane, chroma_size, to_rgb_into};
 
 #[derive(Debug, Error)]
 pub enum PreprocessError {
@@ -250,7 +251,10 @@ pub struct Window {
 pub struct Letterboxer {
     spec: Preprocess,
     resizer: Resizer,
+    /// The frame scaled to fit, packed RGB.
     scaled: Vec<u8>,
+    /// An I420 frame's planes scaled to fit, before conversion.
+    planes: [Vec<u8>; 3],
 }
 
 impl Letterboxer {
@@ -259,6 +263,7 @@ impl Letterboxer {
             spec,
             resizer: Resizer::new(),
             scaled: Vec::new(),
+            planes: Default::default(),
         }
     }
 
@@ -268,9 +273,9 @@ impl Letterboxer {
 
     /// Write the normalised input tensor for `frame` into `out` (resized to
     /// fit) and return the transform to map detections back.
-    pub fn run(
+    pub fn run<'f>(
         &mut self,
-        frame: &RgbFrame,
+        frame: impl Into<Picture<'f>>,
         out: &mut Vec<f32>,
     ) -> Result<Letterbox, PreprocessError> {
         self.run_in(frame, None, out)
@@ -279,15 +284,14 @@ impl Letterboxer {
     /// [`run`](Self::run), but write only `window` of the input (all of it
     /// when `None`): the tensor holds what those pixels of the whole input
     /// would hold, value for value.
-    pub fn run_in(
+    pub fn run_in<'f>(
         &mut self,
-        frame: &RgbFrame,
+        frame: impl Into<Picture<'f>>,
         window: Option<Window>,
         out: &mut Vec<f32>,
     ) -> Result<Letterbox, PreprocessError> {
-        let s = &self.spec;
-        let (sw, sh) = (frame.width(), frame.height());
-        let (full, [nw, nh]) = s.fit(sw, sh);
+        let frame = frame.into();
+        let (full, [nw, nh]) = self.spec.fit(frame.width(), frame.height());
         let window = window.unwrap_or(Window {
             x: 0,
             y: 0,
@@ -303,21 +307,9 @@ impl Letterboxer {
         }
         let transform = full.within(window);
 
-        let packed = frame.packed();
-        // Typed views, not `Image`/`ImageRef`: `Resizer::resize` dispatches on
-        // the pixel type at run time and so links the resizer for all 13 of
-        // them (1.8 MB of the aarch64 daemon, docs/DEPLOY.md); only RGB8
-        // comes here, and `resize` would call this same `resize_typed`.
-        let src = TypedImageRef::<U8x3>::from_buffer(sw, sh, &packed)
-            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-        self.scaled.resize((nw * nh * 3) as usize, 0);
-        let mut dst = TypedImage::<U8x3>::from_buffer(nw, nh, &mut self.scaled)
-            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        self.resizer
-            .resize_typed(&src, &mut dst, &opts)
-            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+        self.scale(frame, nw, nh)?;
 
+        let s = &self.spec;
         let w = window.width as usize;
         let plane = w * window.height as usize;
         out.clear();
@@ -387,11 +379,62 @@ impl Letterboxer {
         }
         Ok(transform)
     }
+
+    /// `frame` scaled to `nw` × `nh` as packed RGB in `self.scaled`. I420 is
+    /// scaled plane by plane and converted after: a 720p frame into a
+    /// 416-wide input converts a ninth of its pixels, and only its luma is
+    /// scaled at full size.
+    fn scale(&mut self, frame: Picture, nw: u32, nh: u32) -> Result<(), PreprocessError> {
+        self.scaled.resize((nw * nh * 3) as usize, 0);
+        match frame {
+            Picture::Rgb(f) => scale_plane::<U8x3>(
+                &mut self.resizer,
+                (&f.packed(), f.width(), f.height()),
+                (&mut self.scaled, nw, nh),
+            ),
+            Picture::I420(f) => {
+                let (cw, ch) = chroma_size(nw, nh);
+                for (i, plane) in self.planes.iter_mut().enumerate() {
+                    let (w, h) = if i == 0 { (nw, nh) } else { (cw, ch) };
+                    plane.resize((w * h) as usize, 0);
+                    let (src, sw, sh) = f.packed_plane(i);
+                    scale_plane::<U8>(&mut self.resizer, (&src, sw, sh), (plane, w, h))?;
+                }
+                let [y, u, v] = &self.planes;
+                let planes = [(y, nw), (u, cw), (v, cw)].map(|(data, stride)| Plane {
+                    data,
+                    stride: stride as usize,
+                });
+                to_rgb_into(planes, nw, nh, f.colour(), &mut self.scaled)
+                    .map_err(|e| PreprocessError::Resize(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Bilinear scaling of one packed image of pixel type `P` into another.
+/// Typed views, not `Image`/`ImageRef`: `Resizer::resize` dispatches on the
+/// pixel type at run time and so links the resizer for all 13 of them (1.8
+/// MB of the aarch64 daemon, docs/DEPLOY.md); only the types named here are
+/// linked, and `resize` would call this same `resize_typed`.
+fn scale_plane<P: PixelTrait>(
+    resizer: &mut Resizer,
+    (src, sw, sh): (&[u8], u32, u32),
+    (dst, dw, dh): (&mut [u8], u32, u32),
+) -> Result<(), PreprocessError> {
+    let err = |e: &dyn std::fmt::Display| PreprocessError::Resize(e.to_string());
+    let src = TypedImageRef::<P>::from_buffer(sw, sh, src).map_err(|e| err(&e))?;
+    let mut dst = TypedImage::<P>::from_buffer(dw, dh, dst).map_err(|e| err(&e))?;
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    resizer
+        .resize_typed(&src, &mut dst, &opts)
+        .map_err(|e| err(&e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RgbFrame;
 
     fn spec(center: bool) -> Preprocess {
         Preprocess {
@@ -417,7 +460,7 @@ mod tests {
         let frame = RgbFrame::from_image(&img).unwrap();
         let mut lb = Letterboxer::new(spec(false));
         let mut out = Vec::new();
-        let t = lb.run(&frame, &mut out).unwrap();
+        let t = lb.run(frame, &mut out).unwrap();
         assert_eq!(t.scale, 0.5);
         assert_eq!((t.pad_x, t.pad_y), (0.0, 0.0));
         assert_eq!(out.len(), 3 * 64 * 64);
@@ -437,7 +480,7 @@ mod tests {
         s.layout = Layout::Nhwc;
         let mut lb = Letterboxer::new(s);
         let mut out = Vec::new();
-        let t = lb.run(&frame, &mut out).unwrap();
+        let t = lb.run(frame, &mut out).unwrap();
         assert!((t.scale - 64.0 / 60.0).abs() < 1e-6);
         assert_eq!(t.pad_x, 16.0); // (64 - 32) / 2
         let centre = (32 * 64 + 32) * 3;
@@ -457,7 +500,7 @@ mod tests {
         s.trim_padding = NonZeroU32::new(16);
         let mut lb = Letterboxer::new(s.clone());
         let mut out = Vec::new();
-        let t = lb.run(&frame, &mut out).unwrap();
+        let t = lb.run(frame, &mut out).unwrap();
         assert_eq!((t.input_width, t.input_height), (64, 32));
         assert_eq!(s.shape(t.input_width, t.input_height), [1, 3, 32, 64]);
         assert_eq!(out.len(), 3 * 64 * 32);
@@ -471,7 +514,7 @@ mod tests {
         // A frame of the input's own shape has no padding to trim.
         let img = image::RgbImage::from_pixel(64, 64, image::Rgb([7, 8, 9]));
         let t = lb
-            .run(&RgbFrame::from_image(&img).unwrap(), &mut out)
+            .run(RgbFrame::from_image(&img).unwrap(), &mut out)
             .unwrap();
         assert_eq!((t.input_width, t.input_height), (64, 64));
 
@@ -479,7 +522,7 @@ mod tests {
         s.center = false;
         s.trim_padding = NonZeroU32::new(32);
         assert!(s.validate().is_ok());
-        let t = Letterboxer::new(s.clone()).run(&frame, &mut out).unwrap();
+        let t = Letterboxer::new(s.clone()).run(frame, &mut out).unwrap();
         assert_eq!((t.pad_y, t.input_height), (0.0, 32));
 
         s.trim_padding = NonZeroU32::new(48);
@@ -514,7 +557,7 @@ mod tests {
             s.trim_padding = NonZeroU32::new(16);
             let mut lb = Letterboxer::new(s.clone());
             let (mut whole, mut part) = (Vec::new(), Vec::new());
-            let full = lb.run(&frame, &mut whole).unwrap();
+            let full = lb.run(frame, &mut whole).unwrap();
             assert_eq!((full.input_width, full.input_height), (64, 32));
             assert_eq!(s.letterbox(200, 90), full);
             // Windows on the padding's edge, across the frame, and inside.
@@ -525,7 +568,7 @@ mod tests {
                     width,
                     height,
                 };
-                let t = lb.run_in(&frame, Some(win), &mut part).unwrap();
+                let t = lb.run_in(frame, Some(win), &mut part).unwrap();
                 assert_eq!((t.input_width, t.input_height), (width, height));
                 let (x, y, width, height) =
                     (x as usize, y as usize, width as usize, height as usize);
@@ -570,7 +613,7 @@ mod tests {
                 height: 32,
             };
             assert!(matches!(
-                lb.run_in(&frame, Some(beyond), &mut part),
+                lb.run_in(frame, Some(beyond), &mut part),
                 Err(PreprocessError::Window(w)) if w == beyond
             ));
         }
@@ -620,7 +663,7 @@ mod tests {
         s.std = [2.0; 3];
         let mut lb = Letterboxer::new(s);
         let mut out = Vec::new();
-        lb.run(&frame, &mut out).unwrap();
+        lb.run(frame, &mut out).unwrap();
         assert!(out.iter().all(|v| (*v - 25.0).abs() < 1e-6));
     }
 }

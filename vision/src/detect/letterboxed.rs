@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::DetectError;
 use super::decode::Output;
 use super::letterbox::{Letterbox, Letterboxer, Preprocess, Window};
-use crate::RgbFrame;
+use crate::frame::Picture;
 use crate::runtime::{Plans, Session, Tensor};
 
 /// The model and its `[model.input]`; shared read-only.
@@ -72,13 +72,17 @@ impl LetterboxedSession {
         self.input_size
     }
 
-    pub fn run(&mut self, frame: &RgbFrame) -> Result<Ran, DetectError> {
+    pub fn run<'f>(&mut self, frame: impl Into<Picture<'f>>) -> Result<Ran, DetectError> {
         self.run_in(frame, None)
     }
 
     /// [`run`](Self::run) on `window` of the input only
     /// ([`Letterboxer::run_in`]); each window size has a plan of its own.
-    pub fn run_in(&mut self, frame: &RgbFrame, window: Option<Window>) -> Result<Ran, DetectError> {
+    pub fn run_in<'f>(
+        &mut self,
+        frame: impl Into<Picture<'f>>,
+        window: Option<Window>,
+    ) -> Result<Ran, DetectError> {
         let transform = self.letterbox.run_in(frame, window, &mut self.input)?;
         self.input_size = Some([transform.input_width, transform.input_height]);
         let shape = self

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::ResolvedClassMap;
+use crate::frame::Picture;
 use crate::runtime::RuntimeError;
-use crate::{BBox, Kind, RgbFrame};
+use crate::{BBox, Kind};
 use decode::{DecodeError, DecodeSpec};
 use letterbox::{Preprocess, PreprocessError};
 use letterboxed::{LetterboxedModel, LetterboxedSession};
@@ -116,7 +117,10 @@ impl DetectorSession<'_> {
     }
 
     /// Pedestrian and vehicle candidates of `frame`, best first, in frame pixels.
-    pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<Detection>, DetectError> {
+    pub fn detect<'f>(
+        &mut self,
+        frame: impl Into<Picture<'f>>,
+    ) -> Result<Vec<Detection>, DetectError> {
         let d = self.detector;
         let ran = self.session.run(frame)?;
         let candidates = d.decode.decode(

@@ -11,7 +11,8 @@ use crate::detect::decode::{DecodeError, DecodeSpec};
 use crate::detect::letterbox::{Letterbox, Preprocess, Window};
 use crate::detect::letterboxed::{LetterboxedModel, LetterboxedSession};
 use crate::detect::nms::nms;
-use crate::{BBox, Detection, Kind, RgbFrame};
+use crate::frame::Picture;
+use crate::{BBox, Detection, Kind};
 
 /// Thresholds applied after decoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,8 +99,11 @@ const CONTEXT_PX: f32 = 8.0;
 
 impl FaceDetectorSession<'_> {
     /// The faces in `frame`, best first, in frame pixels.
-    pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<FaceDetection>, FaceError> {
-        self.detect_in(frame, None, |_| false)
+    pub fn detect<'f>(
+        &mut self,
+        frame: impl Into<Picture<'f>>,
+    ) -> Result<Vec<FaceDetection>, FaceError> {
+        self.detect_in(frame.into(), None, |_| false)
     }
 
     /// The faces in and around `region` of `frame` (frame pixels), best
@@ -109,11 +113,12 @@ impl FaceDetectorSession<'_> {
     /// of the cost. Faces the window's edges cut are dropped: the detector
     /// saw part of them. When the window would be more than half the input,
     /// the whole frame is run.
-    pub fn detect_near(
+    pub fn detect_near<'f>(
         &mut self,
-        frame: &RgbFrame,
+        frame: impl Into<Picture<'f>>,
         region: BBox,
     ) -> Result<Vec<FaceDetection>, FaceError> {
+        let frame = frame.into();
         let d = self.detector;
         let spec = d.model.preprocess();
         let full = spec.letterbox(frame.width(), frame.height());
@@ -136,7 +141,7 @@ impl FaceDetectorSession<'_> {
     /// faces `cut` says the window's edges cut (input pixels of the window).
     fn detect_in(
         &mut self,
-        frame: &RgbFrame,
+        frame: Picture,
         window: Option<Window>,
         cut: impl Fn(&BBox) -> bool,
     ) -> Result<Vec<FaceDetection>, FaceError> {

@@ -118,7 +118,7 @@ impl EmbedderSession<'_> {
         // The crop already has the input size, so the letterbox is the
         // identity resize followed by the manifest's channel order and
         // normalisation: one implementation of those for every model.
-        let ran = self.session.run(&frame)?;
+        let ran = self.session.run(frame)?;
         let raw = ran
             .outputs
             .first()

@@ -9,6 +9,7 @@ use super::align::Aligner;
 use super::detect::{FaceDetector, FaceDetectorSession};
 use super::embed::{Embedder, EmbedderSession};
 use super::{Embedding, FaceDetection, FaceError, Landmarks, Quality, QualityConfig};
+use crate::frame::Picture;
 use crate::{BBox, RgbFrame};
 
 /// One face of a frame, finished: where it is, how good it is, who it is.
@@ -77,15 +78,18 @@ pub struct FaceSession<'a> {
 
 impl FaceSession<'_> {
     /// Faces in `frame`, best score first, not yet aligned or embedded.
-    pub fn detect(&mut self, frame: &RgbFrame) -> Result<Vec<FaceDetection>, FaceError> {
+    pub fn detect<'f>(
+        &mut self,
+        frame: impl Into<Picture<'f>>,
+    ) -> Result<Vec<FaceDetection>, FaceError> {
         self.detect.detect(frame)
     }
 
     /// Faces in and around `region` of `frame`, found on that part of the
     /// frame only ([`FaceDetectorSession::detect_near`]).
-    pub fn detect_near(
+    pub fn detect_near<'f>(
         &mut self,
-        frame: &RgbFrame,
+        frame: impl Into<Picture<'f>>,
         region: BBox,
     ) -> Result<Vec<FaceDetection>, FaceError> {
         self.detect.detect_near(frame, region)

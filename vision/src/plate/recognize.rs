@@ -417,7 +417,7 @@ impl RecognizerSession<'_> {
         // The plate already has the input's height and at most its width, so
         // the letterbox is an identity resize plus the right-hand padding,
         // channel order and normalisation of `[model.input]`: fit-height.
-        self.letterbox.run(&frame, &mut self.input)?;
+        self.letterbox.run(frame, &mut self.input)?;
         // A fresh tract state for every plate, unlike the other models: a
         // recurrent recogniser keeps its hidden state in tract's op state,
         // and a reused state reads each plate as the continuation of the one
