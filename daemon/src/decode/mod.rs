@@ -895,7 +895,8 @@ fn watch_decoders(pipeline: &gst::Pipeline, threads: u32, skipper: Arc<Skipper>,
         // base class finishes it, so each one is copied into a fresh block
         // there (318 k page faults on the 720p clip instead of 137 k).
         // Without it, libav copies each frame into a buffer of a recycled
-        // pool instead. Cameras keep it: not measured for them.
+        // pool instead. Cameras keep it: for a `file:` camera, off saved
+        // 5 % of the CPU and cost 4 MiB (docs/BENCHMARKS.md).
         if pacing == Pacing::AsFastAsRead && libav && element.has_property("direct-rendering") {
             element.set_property("direct-rendering", false);
         }
