@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use image::RgbImage;
 use serde_json::json;
 use wayside_vision::annotate::Overlay;
 use wayside_vision::count::{Counter, FrameCounts};
@@ -316,14 +315,12 @@ impl Camera {
         passed: (u32, u32),
         clock: &WindowClock,
     ) -> Result<()> {
-        let rgb = frame.rgb();
         let line = self
             .config
             .line
-            .map(|l| l.to_pixels(rgb.width(), rgb.height()));
+            .map(|l| l.to_pixels(frame.width(), frame.height()));
         let img = annotated(
-            RgbImage::from_raw(rgb.width(), rgb.height(), rgb.packed().into_owned())
-                .context("packed RGB has width * height * 3 bytes")?,
+            frame.rgb_image(),
             &Overlay {
                 tracks: &found.tracks,
                 line: line.as_ref(),

@@ -192,15 +192,32 @@ impl DecodedFrame {
     /// The frame as packed RGB, converted on the first call (a 720p frame
     /// takes about a millisecond) and kept for the next.
     pub fn rgb(&self) -> RgbFrame<'_> {
-        let rgb = self.rgb.get_or_init(|| self.converted());
-        RgbFrame::new(self.width, self.height, 3 * self.width as usize, rgb)
-            .expect("converted to width * height * 3 bytes")
+        RgbFrame::new(
+            self.width,
+            self.height,
+            3 * self.width as usize,
+            self.cached(),
+        )
+        .expect("converted to width * height * 3 bytes")
+    }
+
+    /// A copy of the RGB pixels, to draw on while the frame is still used.
+    pub fn rgb_image(&self) -> RgbImage {
+        self.image(self.cached().to_vec())
     }
 
     /// The RGB pixels as an image of their own, without a copy when `rgb()`
     /// already converted them.
     pub fn into_rgb_image(mut self) -> RgbImage {
         let rgb = self.rgb.take().unwrap_or_else(|| self.converted());
+        self.image(rgb)
+    }
+
+    fn cached(&self) -> &[u8] {
+        self.rgb.get_or_init(|| self.converted())
+    }
+
+    fn image(&self, rgb: Vec<u8>) -> RgbImage {
         RgbImage::from_raw(self.width, self.height, rgb)
             .expect("converted to width * height * 3 bytes")
     }
