@@ -79,20 +79,10 @@ impl Model {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let err = |source| RuntimeError::Load {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut model = tract_onnx::onnx().model_for_path(path).map_err(err)?;
-        for (i, shape) in input_shapes.iter().enumerate() {
-            model = model
-                .with_input_fact(i, f32::fact(shape.as_slice()).into())
-                .map_err(err)?;
-        }
-        let plan = model
-            .into_optimized()
+        let plan = typed(path, input_shapes)
+            .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(err)?;
+            .map_err(|source| load_error(path, source))?;
         Ok(Self {
             name,
             plan,
@@ -132,6 +122,26 @@ impl Model {
     }
 }
 
+/// `path` parsed and typed with input `i` fixed to `input_shapes[i]` (f32):
+/// where a model whose operators or shapes tract cannot handle fails, before
+/// the optimisation that makes a plan of it. Concrete shapes let tract fold
+/// every shape computation at load time; models exported with symbolic batch
+/// sizes do not load without them.
+fn typed(path: &Path, input_shapes: &[Vec<usize>]) -> TractResult<TypedModel> {
+    let mut model = tract_onnx::onnx().model_for_path(path)?;
+    for (i, shape) in input_shapes.iter().enumerate() {
+        model = model.with_input_fact(i, f32::fact(shape.as_slice()).into())?;
+    }
+    model.into_typed()
+}
+
+fn load_error(path: &Path, source: TractError) -> RuntimeError {
+    RuntimeError::Load {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 /// One model file run at several input shapes: a fully convolutional
 /// detector fed inputs that fit each stream's frames. tract optimises a plan
 /// for concrete shapes only, so each shape gets its own plan, made on first
@@ -161,12 +171,27 @@ impl Plans {
     /// not load fails at start, not on the first frame.
     pub fn load(path: &Path, shape: Vec<usize>) -> Result<Self, RuntimeError> {
         let model = Model::load(path, std::slice::from_ref(&shape))?;
+        Ok(Self::with(path, vec![(shape, model)]))
+    }
+
+    /// Check that `path` loads at its full input `shape`, as [`load`](Self::load)
+    /// does, but make no plan: each session's first frame makes the one its
+    /// input needs. For a model whose inputs are trimmed to the frame: a plan
+    /// of the full input (100–115 ms for the detector) would be dropped
+    /// unused at the first 16:9 frame, while parsing and typing the model,
+    /// where one that tract cannot run fails, take 15–20.
+    pub fn checked(path: &Path, shape: Vec<usize>) -> Result<Self, RuntimeError> {
+        typed(path, &[shape]).map_err(|source| load_error(path, source))?;
+        Ok(Self::with(path, Vec::new()))
+    }
+
+    fn with(path: &Path, plans: Vec<(Vec<usize>, Model)>) -> Self {
         let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= SMALL_MODEL_BYTES);
-        Ok(Self {
+        Self {
             path: path.to_path_buf(),
             keep_idle: if small { SMALL_MODEL_IDLE_PLANS } else { 0 },
-            plans: Mutex::new(vec![(shape, model)]),
-        })
+            plans: Mutex::new(plans),
+        }
     }
 
     /// A session of the plan for `shape`, made if there is none.
@@ -358,7 +383,44 @@ pub fn tensor(shape: &[usize], data: Vec<f32>) -> Result<Tensor, TractError> {
 
 #[cfg(test)]
 mod tests {
-    use super::drop_idle;
+    use std::path::PathBuf;
+
+    use super::{Plans, RuntimeError, drop_idle};
+
+    /// YuNet (0.2 MB): fully convolutional and quick to plan, under qemu too.
+    fn face_detector() -> PathBuf {
+        std::env::var_os("WAYSIDE_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/cache"))
+            .join("face-detector.onnx")
+    }
+
+    fn planned(plans: &Plans) -> Vec<Vec<usize>> {
+        let plans = plans.plans.lock().unwrap();
+        plans.iter().map(|(shape, _)| shape.clone()).collect()
+    }
+
+    #[test]
+    fn a_checked_model_makes_a_plan_only_for_the_shape_a_session_asks_for() {
+        let plans = Plans::checked(&face_detector(), vec![1, 3, 640, 640]).unwrap();
+        assert!(planned(&plans).is_empty());
+        let wide = [1, 3, 384, 640];
+        let mut session = plans.session(&wide).unwrap();
+        let outputs = session.run_f32(&wide, &vec![0.5; 3 * 384 * 640]).unwrap();
+        assert_eq!(outputs.len(), 12, "cls, obj, bbox and kps at three strides");
+        assert_eq!(planned(&plans), [wide]);
+    }
+
+    #[test]
+    fn what_tract_cannot_type_fails_the_check_not_the_first_frame() {
+        let path = face_detector();
+        // One channel where the first convolution takes three.
+        let err = Plans::checked(&path, vec![1, 1, 640, 640]).unwrap_err();
+        assert!(matches!(err, RuntimeError::Load { .. }), "{err}");
+        let not_onnx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let err = Plans::checked(&not_onnx, vec![1, 3, 640, 640]).unwrap_err();
+        assert!(matches!(err, RuntimeError::Load { .. }), "{err}");
+    }
 
     #[test]
     fn idle_plans_go_least_recently_used_first() {

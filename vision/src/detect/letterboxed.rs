@@ -22,7 +22,13 @@ pub struct LetterboxedModel {
 impl LetterboxedModel {
     pub fn load(path: &Path, preprocess: Preprocess) -> Result<Self, DetectError> {
         preprocess.validate()?;
-        let plans = Arc::new(Plans::load(path, preprocess.input_shape())?);
+        let shape = preprocess.input_shape();
+        // A trimmed input takes the shape of each frame's letterbox, rarely
+        // the full one: its plans wait for the frames.
+        let plans = Arc::new(match preprocess.trim_padding {
+            Some(_) => Plans::checked(path, shape)?,
+            None => Plans::load(path, shape)?,
+        });
         Ok(Self { plans, preprocess })
     }
 
