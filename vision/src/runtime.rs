@@ -71,9 +71,8 @@ pub fn set_threads(threads: usize) {
 }
 
 impl Model {
-    /// Load `path`, fixing input `i` to `input_shapes[i]` (f32). Concrete
-    /// shapes let tract fold every shape computation at load time; models
-    /// exported with symbolic batch sizes do not load without them.
+    /// Load `path`, fixing input `i` to `input_shapes[i]` (f32), and
+    /// optimise it into the plan every session runs.
     pub fn load(path: &Path, input_shapes: &[Vec<usize>]) -> Result<Self, RuntimeError> {
         let name = path
             .file_name()
