@@ -14,8 +14,10 @@
 //! [`Replaying`], the global allocator. Everything it cannot vouch for goes
 //! to the system allocator: small allocations, other threads', a run that
 //! asks for a different size than planned, a tensor whose bytes are still
-//! held (a model's outputs kept past the next run). A run that strays from
-//! the plan is recorded again, a few times at most.
+//! held (a model's outputs kept past the next run). A recorded allocation
+//! that a later run does not make is skipped, and dropped from the plan; a
+//! run that asks for more than a few allocations the plan does not have
+//! strays from it and is recorded again, a few times at most.
 
 mod plan;
 mod registry;
@@ -23,7 +25,7 @@ mod registry;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Smaller allocations never reach an arena: every tensor worth planning is
 /// bigger, and a run's many small objects are what malloc does well.
@@ -38,6 +40,16 @@ const MAX_TENSORS: usize = 4096;
 
 /// Runs recorded per arena before it gives up replaying.
 const MAX_RECORDINGS: u32 = 4;
+
+/// Recorded allocations a replayed run may skip at once, and allocations
+/// the plan lacks that it may make, without straying. A thread's first
+/// inference also grows tract-linalg's per-thread scratch (`TLSScratch`:
+/// the detector's first run at 416×288 makes one block of 109 KiB among its
+/// 153 tensors, kept by the thread), which later runs on that thread do not
+/// make, and which a run on a fresh thread makes although the plan has no
+/// slot for it. Without the leeway each worker's second run strayed and a
+/// third was recorded, a fresh mapping per tensor.
+const SKIPPED: usize = 8;
 
 /// The global allocator: `#[global_allocator] static A: Replaying = Replaying;`
 /// in the binary. Without it, [`Arena::run`] only runs its closure.
@@ -203,8 +215,10 @@ struct Inner {
     shared: Cell<Option<&'static Shared>>,
     /// Index of the next large allocation in a replayed run.
     cursor: Cell<usize>,
-    /// A replayed run asked for something the plan does not have.
-    strayed: Cell<bool>,
+    /// Allocations of a replayed run the plan does not have.
+    unplanned: Cell<u32>,
+    /// A replayed run skipped slots of the plan.
+    skipped: Cell<bool>,
     stats: Cell<Stats>,
 }
 
@@ -229,9 +243,14 @@ impl Inner {
             && let Some(shared) = self.shared.get()
         {
             let k = self.cursor.get();
-            self.cursor.set(k + 1);
+            let (slot, taken) = shared.take(k, layout);
+            // An allocation the plan lacks leaves the cursor where it was:
+            // the next one may be the slot it stood at.
+            self.cursor.set(slot.map_or(k, |j| j + 1));
+            self.skipped
+                .set(self.skipped.get() || slot.is_some_and(|j| j > k));
             let mut stats = self.stats.get();
-            match shared.take(k, layout) {
+            match taken {
                 Ok(p) => {
                     stats.served += 1;
                     self.stats.set(stats);
@@ -244,8 +263,9 @@ impl Inner {
                 Err(refused) => {
                     stats.fell_back += 1;
                     self.stats.set(stats);
-                    self.strayed
-                        .set(self.strayed.get() || refused == Refused::NotPlanned);
+                    if refused == Refused::NotPlanned {
+                        self.unplanned.set(self.unplanned.get() + 1);
+                    }
                 }
             }
         }
@@ -306,7 +326,8 @@ impl Inner {
             }
             Mode::Replaying => {
                 self.cursor.set(0);
-                self.strayed.set(false);
+                self.unplanned.set(0);
+                self.skipped.set(false);
             }
             Mode::Off => {}
         }
@@ -330,10 +351,18 @@ impl Inner {
                     Mode::Replaying
                 }
             }
-            Mode::Replaying if self.strayed.get() => {
+            Mode::Replaying if self.unplanned.get() as usize > SKIPPED => {
                 self.drop_plan();
                 if self.stats.get().recordings < MAX_RECORDINGS {
                     Mode::Recording
+                } else {
+                    Mode::Off
+                }
+            }
+            Mode::Replaying if self.skipped.get() => {
+                self.replan();
+                if self.shared.get().is_some() {
+                    Mode::Replaying
                 } else {
                     Mode::Off
                 }
@@ -356,7 +385,30 @@ impl Inner {
             .collect();
         recorded.clear();
         recorded.shrink_to_fit();
-        let shared = Shared::new(&tensors).map(|s| &*Box::leak(Box::new(s)));
+        self.place(&tensors);
+    }
+
+    /// Plan again without the slots a replayed run skipped: a slot kept for
+    /// what the recording thread made once (its scratch) would be handed to
+    /// the scratch another thread grows from the plan, which the thread then
+    /// keeps, and with it the buffer.
+    fn replan(&self) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let tensors: Vec<plan::Lifetime> = shared
+            .slots
+            .iter()
+            .filter(|slot| !slot.skipped.load(Ordering::Relaxed))
+            .map(|slot| slot.tensor)
+            .collect();
+        self.drop_plan();
+        self.place(&tensors);
+    }
+
+    /// Place `tensors` in a buffer and replay them from it.
+    fn place(&self, tensors: &[plan::Lifetime]) {
+        let shared = Shared::new(tensors).map(|s| &*Box::leak(Box::new(s)));
         match shared {
             Some(shared) if registry::enter(shared) => {
                 let mut stats = self.stats.get();
@@ -415,7 +467,8 @@ impl Arena {
                 overflowed: Cell::new(false),
                 shared: Cell::new(None),
                 cursor: Cell::new(0),
-                strayed: Cell::new(false),
+                unplanned: Cell::new(0),
+                skipped: Cell::new(false),
                 stats: Cell::new(Stats::default()),
             }),
         }
@@ -464,7 +517,10 @@ enum Refused {
 /// One planned slot.
 struct Slot {
     offset: usize,
-    size: usize,
+    /// The recorded allocation it was placed for.
+    tensor: plan::Lifetime,
+    /// A replayed run passed it over (only the arena's thread touches it).
+    skipped: AtomicBool,
 }
 
 /// A plan and its buffer: what frees on any thread reach through the
@@ -505,9 +561,10 @@ impl Shared {
         let slots: Box<[Slot]> = offsets
             .iter()
             .zip(tensors)
-            .map(|(&offset, t)| Slot {
+            .map(|(&offset, &tensor)| Slot {
                 offset,
-                size: t.size,
+                tensor,
+                skipped: AtomicBool::new(false),
             })
             .collect();
         let mut by_offset: Vec<u32> = (0..slots.len() as u32).collect();
@@ -565,30 +622,52 @@ impl Shared {
         self.live[k / 64].load(Ordering::Acquire) & (1 << (k % 64)) != 0
     }
 
-    /// Hand out slot `k` for `layout`, if it was planned for that and none
-    /// of its bytes is held.
-    fn take(&self, k: usize, layout: Layout) -> Result<*mut u8, Refused> {
-        let slot = self.slots.get(k).ok_or(Refused::NotPlanned)?;
-        // SAFETY: offset + size lies within the buffer (plan::place).
-        let p = unsafe { self.base.add(slot.offset) };
-        if slot.size != layout.size() || !(p as usize).is_multiple_of(layout.align()) {
-            return Err(Refused::NotPlanned);
+    /// Hand out the first slot from `k` on, skipping at most [`SKIPPED`],
+    /// that was planned for `layout`, if none of its bytes is held. Returns
+    /// the slot found, if any, with the outcome. An allocation the plan
+    /// lacks but sized like a slot a few ahead takes that one: the slots
+    /// passed over then go at the re-plan, and to malloc after it.
+    fn take(&self, k: usize, layout: Layout) -> (Option<usize>, Result<*mut u8, Refused>) {
+        let fits = |slot: &Slot| {
+            slot.tensor.size == layout.size()
+                && (self.base as usize + slot.offset).is_multiple_of(layout.align())
+        };
+        let found = self
+            .slots
+            .iter()
+            .enumerate()
+            .skip(k)
+            .take(SKIPPED + 1)
+            .find(|(_, slot)| fits(slot));
+        match found {
+            Some((j, slot)) => {
+                for passed in &self.slots[k..j] {
+                    passed.skipped.store(true, Ordering::Relaxed);
+                }
+                (Some(j), self.take_slot(j, slot))
+            }
+            None => (None, Err(Refused::NotPlanned)),
         }
-        let (start, end) = (slot.offset, slot.offset + slot.size);
+    }
+
+    /// Hand out slot `k` if none of its bytes is held.
+    fn take_slot(&self, k: usize, slot: &Slot) -> Result<*mut u8, Refused> {
+        let (start, end) = (slot.offset, slot.offset + slot.tensor.size);
         for (w, word) in self.live.iter().enumerate() {
             let mut bits = word.load(Ordering::Acquire);
             while bits != 0 {
                 let j = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let other = &self.slots[j];
-                if other.offset < end && start < other.offset + other.size {
+                if other.offset < end && start < other.offset + other.tensor.size {
                     return Err(Refused::Busy);
                 }
             }
         }
         self.holds.fetch_add(1, Ordering::AcqRel);
         self.live[k / 64].fetch_or(1 << (k % 64), Ordering::AcqRel);
-        Ok(p)
+        // SAFETY: offset + size lies within the buffer (plan::place).
+        Ok(unsafe { self.base.add(start) })
     }
 
     /// A pointer into the buffer is freed: clear the live slot that starts
@@ -602,7 +681,7 @@ impl Shared {
             .iter()
             .map(|&k| k as usize)
             .take_while(|&k| self.slots[k].offset == offset)
-            .find(|&k| self.slots[k].size == size && self.is_live(k));
+            .find(|&k| self.slots[k].tensor.size == size && self.is_live(k));
         if let Some(k) = found {
             self.live[k / 64].fetch_and(!(1 << (k % 64)), Ordering::AcqRel);
             if self.holds.fetch_sub(1, Ordering::AcqRel) == ORPHANED | 1 {

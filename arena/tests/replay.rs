@@ -142,6 +142,98 @@ fn a_run_that_strays_from_the_plan_is_recorded_again() {
     assert_eq!(stats.served - after_stray.served, 2 * LARGE_PER_RUN);
 }
 
+thread_local! {
+    /// Scratch a thread keeps across runs and grows when a run needs more,
+    /// as tract-linalg's matrix products do.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An inference in two halves, with scratch of `sizes` between them.
+fn inference_with_scratch(sizes: &[usize]) -> Vec<u8> {
+    let first = inference(&SIZES[..4]);
+    for &size in sizes {
+        SCRATCH.with_borrow_mut(|s| {
+            if s.len() < size {
+                *s = layer(&first, size, 3);
+            }
+        });
+    }
+    let mut out = inference(&SIZES[4..]);
+    out[0] ^= SCRATCH.with_borrow(|s| s.first().copied().unwrap_or(0));
+    out
+}
+
+#[test]
+fn scratch_a_thread_grows_in_its_first_run_does_not_make_the_next_stray() {
+    // Sizes no tensor of the run has: an allocation the plan lacks takes a
+    // slot of its size a few ahead.
+    let scratch = [MIN_SIZE + 4096, 2 * MIN_SIZE + 4096];
+    // Each half makes four large allocations more than its layers.
+    let per_run = (SIZES.len() + 4 + 4) as u64;
+    // A fresh thread, as each detection worker is: its first run makes the
+    // scratch (twice: it grows), the next ones find it made.
+    let (arena, first) = thread::spawn(move || {
+        let mut arena = Arena::new();
+        let first = arena.run(|| inference_with_scratch(&scratch));
+        for _ in 0..4 {
+            assert_eq!(arena.run(|| inference_with_scratch(&scratch)), first);
+        }
+        let stats = arena.stats();
+        assert_eq!(stats.recordings, 1, "{stats:?}");
+        assert_eq!(stats.fell_back, 0, "{stats:?}");
+        assert_eq!(stats.served, 4 * per_run, "{stats:?}");
+        (arena, first)
+    })
+    .join()
+    .unwrap();
+    // The next job's worker, a fresh thread too, takes the arena over. The
+    // plan has no slot for the scratch any more: malloc makes it, not the
+    // buffer, whose bytes the thread would otherwise keep.
+    thread::spawn(move || {
+        let mut arena = arena;
+        let before = arena.stats();
+        for _ in 0..3 {
+            assert_eq!(arena.run(|| inference_with_scratch(&scratch)), first);
+        }
+        let stats = arena.stats();
+        assert_eq!(stats.recordings, 1, "{stats:?}");
+        assert_eq!(stats.fell_back - before.fell_back, 2, "{stats:?}");
+        assert_eq!(stats.served - before.served, 3 * per_run, "{stats:?}");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn an_allocation_the_plan_lacks_goes_to_malloc_alone() {
+    thread::spawn(|| {
+        let mut arena = Arena::new();
+        let expected = arena.run(|| inference_with_scratch(&[]));
+        // Scratch the recorded run did not make, between the two halves.
+        // Copied out of the arena: an output kept past the next run keeps
+        // its slot from it.
+        let with_extra = arena
+            .run(|| inference_with_scratch(&[3 * MIN_SIZE]))
+            .to_vec();
+        assert_eq!(with_extra[1..], expected[1..]);
+        let stats = arena.stats();
+        assert_eq!(stats.fell_back, 1, "{stats:?}");
+        assert_eq!(stats.served, (SIZES.len() + 8) as u64, "{stats:?}");
+        // Not a reason to record again; the next run, its scratch made,
+        // is served whole.
+        assert_eq!(
+            arena.run(|| inference_with_scratch(&[3 * MIN_SIZE])),
+            with_extra
+        );
+        let next = arena.stats();
+        assert_eq!(next.recordings, 1, "{next:?}");
+        assert_eq!(next.fell_back, 1, "{next:?}");
+        assert_eq!(next.served, 2 * (SIZES.len() + 8) as u64, "{next:?}");
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn other_threads_and_small_allocations_go_to_malloc() {
     let mut arena = Arena::new();
