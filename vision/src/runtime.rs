@@ -3,7 +3,7 @@
 //! per-thread sessions.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -37,8 +37,8 @@ pub enum RuntimeError {
 pub struct Model {
     name: String,
     plan: Arc<TypedRunnableModel>,
-    /// What the last session dropped left for the next: see [`Spare`].
-    spare: Arc<Mutex<Option<Spare>>>,
+    /// What the last sessions dropped left for the next: see [`Spare`].
+    spare: Arc<Mutex<Vec<Spare>>>,
 }
 
 /// A dropped session's arena, with the plan its runs made, and its input
@@ -47,11 +47,17 @@ pub struct Model {
 /// session would otherwise record its one run, every tensor of it mapped
 /// and faulted in afresh (a photo's face work 94–109 ms against 63–73,
 /// docs/BENCHMARKS.md).
-/// One per model: what a box's steady load leaves idle.
+/// Up to one per core for each model: a video job's detection workers, one
+/// per core, leave theirs to the next job's, which then records nothing.
+/// Idle, they hold what those sessions held while they ran.
 struct Spare {
     arena: Arena,
     input: Option<Arc<Tensor>>,
 }
+
+/// Spares kept per model: one per core.
+static SPARES: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,7 +115,7 @@ impl Model {
             .spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .pop();
         let (arena, input) = spare.map_or_else(Default::default, |s| (s.arena, s.input));
         Ok(Session {
             name: self.name.clone(),
@@ -240,14 +246,14 @@ pub struct Session {
     /// The input tensor of [`run_f32`](Self::run_f32), kept for the next run.
     input: Option<Arc<Tensor>>,
     /// Where the arena and the input go when the session is dropped.
-    home: Arc<Mutex<Option<Spare>>>,
+    home: Arc<Mutex<Vec<Spare>>>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let mut spare = self.home.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.is_none() {
-            *spare = Some(Spare {
+        let mut spares = self.home.lock().unwrap_or_else(PoisonError::into_inner);
+        if spares.len() < *SPARES {
+            spares.push(Spare {
                 arena: std::mem::take(&mut self.arena),
                 input: self.input.take(),
             });

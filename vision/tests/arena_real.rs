@@ -11,7 +11,7 @@ use std::path::Path;
 
 use ndarray_npy::ReadNpyExt;
 use tract_onnx::prelude::tract_ndarray::{ArrayD, s};
-use wayside_arena::Replaying;
+use wayside_arena::{Replaying, Stats};
 use wayside_vision::runtime::{self, Model};
 
 #[global_allocator]
@@ -21,13 +21,7 @@ static ALLOCATOR: Replaying = Replaying;
 fn every_model_gives_the_same_outputs_from_its_arena() {
     let mut report = Vec::new();
     for entry in &common::manifest().model {
-        let path = common::models_dir()
-            .join("crosscheck")
-            .join(&entry.id)
-            .join("input.npy");
-        let input =
-            ArrayD::<f32>::read_npy(File::open(&path).expect("run scripts/setup-models.sh"))
-                .unwrap();
+        let input = crosscheck_input(&entry.id);
         report.push(check(&entry.id, &entry.path(), input.clone()));
         // A model whose padding is trimmed runs a 16:9 frame at a smaller
         // input: another plan, whose first run makes allocations the full
@@ -40,6 +34,60 @@ fn every_model_gives_the_same_outputs_from_its_arena() {
         }
     }
     println!("{}", report.join("\n"));
+}
+
+/// A video job's detection workers, one per core and each a fresh thread,
+/// leave their arenas to the next job's: none of those records again.
+#[test]
+fn a_jobs_workers_leave_their_arenas_to_the_next_jobs() {
+    let entry = common::manifest()
+        .model
+        .into_iter()
+        .find(|m| m.id == "detector")
+        .expect("the manifest has the detector");
+    let input = crosscheck_input(&entry.id);
+    let (shape, data) = (input.shape(), input.as_slice().unwrap());
+    let model = Model::load(&entry.path(), &[shape.to_vec()]).unwrap();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Each worker's arena before and after its runs.
+    let job = || -> Vec<(Stats, Stats)> {
+        let sessions: Vec<_> = (0..workers).map(|_| model.session().unwrap()).collect();
+        std::thread::scope(|s| {
+            let running: Vec<_> = sessions
+                .into_iter()
+                .map(|mut session| {
+                    s.spawn(move || {
+                        let before = session.arena_stats();
+                        for _ in 0..3 {
+                            session.run_f32(shape, data).unwrap();
+                        }
+                        (before, session.arena_stats())
+                    })
+                })
+                .collect();
+            running.into_iter().map(|w| w.join().unwrap()).collect()
+        })
+    };
+    for (before, after) in job() {
+        assert_eq!((before.runs, after.recordings), (0, 1), "{after:?}");
+    }
+    for (before, after) in job() {
+        assert_eq!(before.runs, 3, "a fresh arena: {before:?}");
+        assert_eq!(after.recordings, 1, "{after:?}");
+        assert_eq!(
+            after.served - before.served,
+            3 * (before.served / 2),
+            "{after:?}"
+        );
+    }
+}
+
+fn crosscheck_input(id: &str) -> ArrayD<f32> {
+    let path = common::models_dir()
+        .join("crosscheck")
+        .join(id)
+        .join("input.npy");
+    ArrayD::<f32>::read_npy(File::open(&path).expect("run scripts/setup-models.sh")).unwrap()
 }
 
 /// Six runs of one session on a thread of its own, then one of the next
