@@ -148,6 +148,10 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Large allocations of [`inference_with_scratch`] but for the scratch:
+/// each half makes four more than its layers.
+const LARGE_PER_SPLIT_RUN: u64 = SIZES.len() as u64 + 4 + 4;
+
 /// An inference in two halves, with scratch of `sizes` between them.
 fn inference_with_scratch(sizes: &[usize]) -> Vec<u8> {
     let first = inference(&SIZES[..4]);
@@ -168,8 +172,7 @@ fn scratch_a_thread_grows_in_its_first_run_does_not_make_the_next_stray() {
     // Sizes no tensor of the run has: an allocation the plan lacks takes a
     // slot of its size a few ahead.
     let scratch = [MIN_SIZE + 4096, 2 * MIN_SIZE + 4096];
-    // Each half makes four large allocations more than its layers.
-    let per_run = (SIZES.len() + 4 + 4) as u64;
+    let per_run = LARGE_PER_SPLIT_RUN;
     // A fresh thread, as each detection worker is: its first run makes the
     // scratch (twice: it grows), the next ones find it made.
     let (arena, first) = thread::spawn(move || {
@@ -218,7 +221,7 @@ fn an_allocation_the_plan_lacks_goes_to_malloc_alone() {
         assert_eq!(with_extra[1..], expected[1..]);
         let stats = arena.stats();
         assert_eq!(stats.fell_back, 1, "{stats:?}");
-        assert_eq!(stats.served, (SIZES.len() + 8) as u64, "{stats:?}");
+        assert_eq!(stats.served, LARGE_PER_SPLIT_RUN, "{stats:?}");
         // Not a reason to record again; the next run, its scratch made,
         // is served whole.
         assert_eq!(
@@ -228,7 +231,7 @@ fn an_allocation_the_plan_lacks_goes_to_malloc_alone() {
         let next = arena.stats();
         assert_eq!(next.recordings, 1, "{next:?}");
         assert_eq!(next.fell_back, 1, "{next:?}");
-        assert_eq!(next.served, 2 * (SIZES.len() + 8) as u64, "{next:?}");
+        assert_eq!(next.served, 2 * LARGE_PER_SPLIT_RUN, "{next:?}");
     })
     .join()
     .unwrap();

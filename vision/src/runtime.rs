@@ -38,7 +38,7 @@ pub struct Model {
     name: String,
     plan: Arc<TypedRunnableModel>,
     /// What the last sessions dropped left for the next: see [`Spare`].
-    spare: Arc<Mutex<Vec<Spare>>>,
+    spares: Arc<Mutex<Vec<Spare>>>,
 }
 
 /// A dropped session's arena, with the plan its runs made, and its input
@@ -91,7 +91,7 @@ impl Model {
         Ok(Self {
             name,
             plan,
-            spare: Arc::default(),
+            spares: Arc::default(),
         })
     }
 
@@ -112,7 +112,7 @@ impl Model {
             source,
         })?;
         let spare = self
-            .spare
+            .spares
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
@@ -122,7 +122,7 @@ impl Model {
             state,
             arena,
             input,
-            home: Arc::clone(&self.spare),
+            home: Arc::clone(&self.spares),
         })
     }
 }

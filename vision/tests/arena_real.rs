@@ -73,6 +73,7 @@ fn a_jobs_workers_leave_their_arenas_to_the_next_jobs() {
     }
     for (before, after) in job() {
         assert_eq!(before.runs, 3, "a fresh arena: {before:?}");
+        assert!(before.served > 0, "{before:?}");
         assert_eq!(after.recordings, 1, "{after:?}");
         assert_eq!(
             after.served - before.served,
