@@ -15,6 +15,7 @@ use wayside_vision::face::keeper::KeeperConfig;
 use wayside_vision::plate::{
     GrammarConfig, PlateDetectorConfig, RectifyConfig, RegionConfig, VoteConfig,
 };
+use wayside_vision::runtime::cpu::CpuFeatures;
 use wayside_vision::track::TrackerConfig;
 
 use crate::camera::CameraConfig;
@@ -282,6 +283,10 @@ pub struct ModelsConfig {
     pub detector: String,
     /// Cores tract may use inside one inference.
     pub threads: usize,
+    /// Instruction-set features tract's kernels may use: "auto" (tract's
+    /// probe, less AVX-512 on AMD cores with one 512-bit FMA unit, where it
+    /// loses), "native" (tract's probe) or edits such as "-avx512f".
+    pub cpu_features: CpuFeatures,
 }
 
 impl Default for ModelsConfig {
@@ -291,6 +296,7 @@ impl Default for ModelsConfig {
             manifest: PathBuf::from("models/manifest.toml"),
             detector: "detector".into(),
             threads: 1,
+            cpu_features: CpuFeatures::Auto,
         }
     }
 }
@@ -480,6 +486,9 @@ mod tests {
         assert!(format!("{e:#}").contains("detector.min_score"), "{e:#}");
         let e = parse("[models]\nthreads = 0").unwrap_err();
         assert!(format!("{e:#}").contains("models.threads"), "{e:#}");
+        let e = parse("[models]\ncpu_features = \"-avx513f\"").unwrap_err();
+        assert!(format!("{e:#}").contains("cpu_features"), "{e:#}");
+        assert!(format!("{e:#}").contains("avx513f"), "{e:#}");
         let e = parse("[video]\ndetect_workers = 0").unwrap_err();
         assert!(format!("{e:#}").contains("video.detect_workers"), "{e:#}");
         let e = parse("[video]\ndecode_threads = 65").unwrap_err();

@@ -6,6 +6,7 @@ use wayside_vision::face::FaceEngine;
 use wayside_vision::face::detect::FaceDetector;
 use wayside_vision::face::embed::Embedder;
 use wayside_vision::plate::{PlateDetector, PlateEngine, Recognizer};
+use wayside_vision::runtime::cpu::set_cpu_features;
 
 use crate::config::Config;
 use crate::models::{Manifest, ModelEntry, sha256_file};
@@ -18,8 +19,16 @@ fn verified<'m>(manifest: &'m Manifest, config: &Config, id: &str) -> Result<&'m
     Ok(entry)
 }
 
-pub fn load_detector(config: &Config) -> Result<Detector> {
+/// tract's process-wide settings, made before the first model loads.
+pub fn configure_tract(config: &Config) -> Result<()> {
     wayside_vision::runtime::set_threads(config.models.threads);
+    let choice = set_cpu_features(&config.models.cpu_features).context("models.cpu_features")?;
+    tracing::info!(%choice, "tract: instruction set");
+    Ok(())
+}
+
+pub fn load_detector(config: &Config) -> Result<Detector> {
+    configure_tract(config)?;
     let manifest = Manifest::load(&config.models.manifest)?;
     let entry = verified(&manifest, config, &config.models.detector)?;
     Detector::load(

@@ -42,6 +42,9 @@
 //! same defaults as `bench_ort.py`). `--panel-threshold`, `--mac-threshold` and
 //! `--element-threshold` set tract-linalg's threading gates in the tract
 //! children, to reproduce the experiments in docs/BENCHMARKS.md.
+//! `--cpu-features SPEC` sets the instruction set tract may use, as the
+//! daemon's `models.cpu_features` does, with the same default ("auto"):
+//! `--cpu-features native` measures tract's own choice.
 //!
 //! `cargo test` never runs this (bench targets are not test targets); if a
 //! `cargo test --benches` does run it, it exits at once because cargo did not
@@ -56,6 +59,7 @@ use ndarray_npy::ReadNpyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tract_onnx::prelude::tract_ndarray::ArrayD;
+use wayside_vision::runtime::cpu::{CpuFeatures, set_cpu_features};
 use wayside_vision::runtime::{self, Model, Session};
 
 /// tract runs as in the daemon: each session's tensors in its arena.
@@ -105,20 +109,22 @@ struct Options {
     rounds: usize,
     /// Inputs per inference to compare with one at a time.
     batch: Option<usize>,
-    /// tract-linalg threading gates, passed through to the tract children.
-    gates: Gates,
+    /// tract's settings, passed through to the tract children.
+    knobs: Knobs,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Gates {
+/// tract-linalg's threading gates and the instruction set its kernels use.
+#[derive(Default, Clone)]
+struct Knobs {
     panel: Option<usize>,
     mac: Option<usize>,
     element: Option<usize>,
+    cpu: CpuFeatures,
 }
 
-impl Gates {
+impl Knobs {
     fn args(&self) -> Vec<String> {
-        let mut a = vec![];
+        let mut a = vec!["--cpu-features".to_string(), self.cpu.to_string()];
         for (flag, v) in [
             ("--panel-threshold", self.panel),
             ("--mac-threshold", self.mac),
@@ -131,20 +137,37 @@ impl Gates {
         a
     }
 
-    fn describe(&self) -> String {
+    /// Parse one of [`Self::args`]'s flags, if it is one.
+    fn parse(&mut self, flag: &str, value: &str) -> Result<bool, String> {
+        let n = || number(flag, value).map(Some);
+        match flag {
+            "--panel-threshold" => self.panel = n()?,
+            "--mac-threshold" => self.mac = n()?,
+            "--element-threshold" => self.element = n()?,
+            "--cpu-features" => self.cpu = value.parse().map_err(|e| format!("{flag}: {e}"))?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The gates in force and the instruction set tract picks kernels from.
+    /// Run in a process that loads no model: it fixes that process's set.
+    fn describe(&self) -> Result<String, String> {
         use tract_linalg::multithread as mt;
-        format!(
-            "panel threshold {}, MAC threshold {}, element threshold {}",
+        let cpu = set_cpu_features(&self.cpu).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "panel threshold {}, MAC threshold {}, element threshold {}; kernels for {cpu}",
             self.panel
                 .unwrap_or_else(mt::current_threading_panel_threshold),
             self.mac.unwrap_or_else(mt::current_threading_mac_threshold),
             self.element
                 .unwrap_or_else(mt::current_threading_element_threshold),
-        )
+        ))
     }
 
-    fn apply(&self) {
+    fn apply(&self) -> Result<(), String> {
         use tract_linalg::multithread as mt;
+        set_cpu_features(&self.cpu).map_err(|e| e.to_string())?;
         if let Some(v) = self.panel {
             mt::set_threading_panel_threshold(v);
         }
@@ -154,6 +177,7 @@ impl Gates {
         if let Some(v) = self.element {
             mt::set_threading_element_threshold(v);
         }
+        Ok(())
     }
 }
 
@@ -172,7 +196,7 @@ impl Options {
             against: None,
             rounds: 8,
             batch: None,
-            gates: Gates::default(),
+            knobs: Knobs::default(),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -191,9 +215,12 @@ impl Options {
                         .map(|t| number("--threads", t))
                         .collect::<Result<_, _>>()?
                 }
-                "--panel-threshold" => o.gates.panel = Some(number(a, value(a)?)?),
-                "--mac-threshold" => o.gates.mac = Some(number(a, value(a)?)?),
-                "--element-threshold" => o.gates.element = Some(number(a, value(a)?)?),
+                "--panel-threshold"
+                | "--mac-threshold"
+                | "--element-threshold"
+                | "--cpu-features" => {
+                    o.knobs.parse(a, value(a)?)?;
+                }
                 flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
                 id => o.models.push(id.to_string()),
             }
@@ -216,24 +243,21 @@ fn number(name: &str, s: &str) -> Result<usize, String> {
 
 // ------------------------------------------------------------------- child ---
 
-/// `--child ID THREADS RUNS [gates]`: time tract on one model, print one JSON line.
+/// `--child ID THREADS RUNS [knobs]`: time tract on one model, print one JSON line.
 fn child(args: &[String]) -> Result<(), String> {
     let [id, threads, runs, rest @ ..] = args else {
         return Err("--child ID THREADS RUNS".into());
     };
     let threads = number("threads", threads)?;
     let runs = number("runs", runs)?;
-    let mut gates = Gates::default();
+    let mut knobs = Knobs::default();
     for pair in rest.chunks(2) {
-        let v = Some(number(&pair[0], pair.get(1).map_or("", String::as_str))?);
-        match pair[0].as_str() {
-            "--panel-threshold" => gates.panel = v,
-            "--mac-threshold" => gates.mac = v,
-            "--element-threshold" => gates.element = v,
-            other => return Err(format!("child: unknown option {other}")),
+        let (flag, value) = (&pair[0], pair.get(1).map_or("", String::as_str));
+        if !knobs.parse(flag, value)? {
+            return Err(format!("child: unknown option {flag}"));
         }
     }
-    gates.apply();
+    knobs.apply()?;
     runtime::set_threads(threads);
 
     let t0 = Instant::now();
@@ -318,7 +342,7 @@ fn open(id: &str, batch: usize) -> Result<(Session, Vec<usize>, Vec<f32>), Strin
 
 /// `--profile`: where tract's time goes, per model and thread count.
 fn profile(o: &Options) -> Result<(), String> {
-    o.gates.apply();
+    o.knobs.apply()?;
     for id in model_ids(o)? {
         for &threads in &o.threads {
             runtime::set_threads(threads);
@@ -418,7 +442,7 @@ fn against(o: &Options, dir: &Path) -> Result<(), String> {
 
 /// `--batch N`: one inference over N inputs against N over one, per input.
 fn batched(o: &Options, n: usize) -> Result<(), String> {
-    o.gates.apply();
+    o.knobs.apply()?;
     let python = (!o.tract_only).then(venv_python).transpose()?;
     println!(
         "tract {}, {n} inputs a round, {} rounds after {WARMUP} warm-ups, N runs of one and one \
@@ -566,7 +590,7 @@ fn tract_child(o: &Options, id: &str, threads: usize) -> Result<Command, String>
     let mut cmd = Command::new(self_exe()?);
     cmd.arg("--child")
         .args([id, &threads.to_string(), &o.runs.to_string()])
-        .args(o.gates.args());
+        .args(o.knobs.args());
     Ok(cmd)
 }
 
@@ -613,7 +637,7 @@ fn print_report(
         "- CPU: {} ({} logical cores; {})",
         cpu_model(),
         cores(),
-        cpu_features()
+        cpu_flags()
     );
     println!(
         "- load average (1/5/15 min) at start: {}; at end: {}",
@@ -623,7 +647,7 @@ fn print_report(
     println!(
         "- tract {} (tract-linalg `multithread-mm`; {}), built with {}",
         locked_version("tract-onnx"),
-        o.gates.describe(),
+        o.knobs.describe().unwrap_or_else(|e| e),
         build_flags()
     );
     if let Some(b) = ort_base {
@@ -719,7 +743,7 @@ fn cores() -> usize {
 }
 
 /// The SIMD features tract's kernels pick from at run time.
-fn cpu_features() -> String {
+fn cpu_flags() -> String {
     let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let flags: Vec<&str> = flags
         .lines()

@@ -12,6 +12,8 @@ use wayside_arena::Arena;
 
 pub use tract_onnx::prelude::{Tensor, TractError};
 
+pub mod cpu;
+
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     #[error("loading model {path}: {source}")]

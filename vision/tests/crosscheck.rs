@@ -1,6 +1,7 @@
 //! tract against onnxruntime: every model in the manifest, run by tract on the
 //! exact tensor that `models/crosscheck.py` gave onnxruntime, must produce the
-//! same outputs within a stated tolerance.
+//! same outputs within a stated tolerance, on the kernels the daemon's
+//! default `models.cpu_features` leaves tract on this machine.
 
 mod common;
 
@@ -12,6 +13,7 @@ use wayside_vision::Kind;
 use wayside_vision::detect::Detection;
 use wayside_vision::detect::decode::Output;
 use wayside_vision::detect::nms::nms;
+use wayside_vision::runtime::cpu::{CpuFeatures, set_cpu_features};
 use wayside_vision::runtime::{self, Model};
 
 /// Tolerance on each f32 output, relative to its largest magnitude: the two
@@ -76,7 +78,8 @@ fn same_detections(
 #[test]
 fn every_model_agrees_with_onnxruntime() {
     let manifest = common::manifest();
-    let mut report = Vec::new();
+    let kernels = set_cpu_features(&CpuFeatures::Auto).unwrap();
+    let mut report = vec![format!("tract's kernels for {kernels}")];
     let mut failures = Vec::new();
     for entry in &manifest.model {
         let dir = common::models_dir().join("crosscheck").join(&entry.id);

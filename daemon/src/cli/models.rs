@@ -23,6 +23,7 @@ pub fn run(config: &Config, command: ModelsCommand) -> Result<()> {
 
 fn verify(config: &Config) -> Result<()> {
     let manifest = Manifest::load(&config.models.manifest)?;
+    crate::vision::configure_tract(config)?;
     for entry in &manifest.models {
         entry.verify(&config.models.dir)?;
         let started = Instant::now();
