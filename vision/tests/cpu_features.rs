@@ -1,10 +1,7 @@
 //! `models.cpu_features` reaches tract's kernel dispatch. A test binary of
 //! its own, with one test: tract fixes its instruction set once per process.
 
-use std::str::FromStr;
-
 use tract_linalg::MmmDispatch;
-use tract_linalg::isa::IsaSet;
 use tract_onnx::prelude::DatumType;
 use wayside_vision::runtime::cpu::{CpuFeatures, CpuFeaturesError, set_cpu_features};
 
@@ -23,12 +20,11 @@ fn a_feature_of_this_cpu() -> &'static str {
 #[test]
 fn an_edit_takes_a_feature_from_tracts_kernels_once_and_for_all() {
     let name = a_feature_of_this_cpu();
-    let feature = IsaSet::from_str(name)
-        .unwrap()
-        .iter()
-        .find(|f| !f.is_arch())
-        .unwrap();
     let edit: CpuFeatures = format!("-{name}").parse().unwrap();
+    let CpuFeatures::Edit(edits) = &edit else {
+        panic!("{edit:?}")
+    };
+    let feature = edits[0].feature;
     let choice = set_cpu_features(&edit).unwrap();
     assert!(!choice.isa.split(',').any(|f| f == name), "{choice}");
 

@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tract_linalg::isa::{IsaSet, native};
+use tract_linalg::isa::{Isa, IsaSet, native};
 use tract_onnx::prelude::tract_data::knobs::set_config_global;
 
 /// tract's knob: edits of the probed set, comma-separated `+name`/`-name`.
@@ -30,8 +30,24 @@ pub enum CpuFeatures {
     Auto,
     /// tract's probe as it is.
     Native,
-    /// tract's probe with these features added (`+`) or removed (`-`).
-    Edit(Vec<(bool, String)>),
+    /// tract's probe with these features added or removed.
+    Edit(Vec<FeatureEdit>),
+}
+
+/// One feature added to (`+name`) or removed from (`-name`) tract's probe.
+/// Adding one the CPU lacks crashes the first kernel that uses it; it is
+/// for a board whose kernel hides a feature from tract's probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureEdit {
+    pub add: bool,
+    pub feature: Isa,
+}
+
+impl fmt::Display for FeatureEdit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.add { '+' } else { '-' };
+        write!(f, "{sign}{}", self.feature.name())
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +58,8 @@ pub enum CpuFeaturesError {
     Syntax(String),
     #[error("{0}")]
     Unknown(String),
+    #[error("{0} names an architecture, not a feature of it")]
+    NotAFeature(String),
     #[error("{name} is a feature of {arch}, and this machine is {native}")]
     OtherArch {
         name: String,
@@ -83,7 +101,11 @@ impl FromStr for CpuFeatures {
                     native: std::env::consts::ARCH,
                 });
             }
-            edits.push((add, name.to_string()));
+            let feature = set
+                .iter()
+                .find(|f| !f.is_arch())
+                .ok_or_else(|| CpuFeaturesError::NotAFeature(name.to_string()))?;
+            edits.push(FeatureEdit { add, feature });
         }
         Ok(Self::Edit(edits))
     }
@@ -113,9 +135,9 @@ impl fmt::Display for CpuFeatures {
     }
 }
 
-fn knob_value(edits: &[(bool, String)]) -> String {
-    let token = |(add, name): &(bool, String)| format!("{}{name}", if *add { '+' } else { '-' });
-    edits.iter().map(token).collect::<Vec<_>>().join(",")
+fn knob_value(edits: &[FeatureEdit]) -> String {
+    let tokens: Vec<String> = edits.iter().map(FeatureEdit::to_string).collect();
+    tokens.join(",")
 }
 
 /// What [`set_cpu_features`] left tract with.
@@ -158,10 +180,7 @@ pub fn set_cpu_features(features: &CpuFeatures) -> Result<CpuChoice, CpuFeatures
     let value = knob_value(&edits);
     set_config_global(KNOB, &value).map_err(|e| CpuFeaturesError::Twice(e.to_string()))?;
     let isa = native();
-    let applied = edits.iter().all(|(add, name)| {
-        IsaSet::from_str(name).is_ok_and(|s| s.iter().all(|f| f.is_arch() || isa.has(f) == *add))
-    });
-    if !applied {
+    if edits.iter().any(|e| isa.has(e.feature) != e.add) {
         return Err(CpuFeaturesError::TooLate {
             isa: format!("{isa:?}"),
         });
@@ -174,14 +193,17 @@ pub fn set_cpu_features(features: &CpuFeatures) -> Result<CpuChoice, CpuFeatures
 
 /// "auto": AVX-512 off on an AMD core whose 512-bit FMAs take one unit.
 #[cfg(target_arch = "x86_64")]
-fn auto_edits() -> Vec<(bool, String)> {
+fn auto_edits() -> Vec<FeatureEdit> {
     use tract_linalg::x86_64::fma_width::avx512_fma_units;
     // tract's probe times VNNI instructions; without VNNI it answers 1
     // untimed, which is no evidence either way.
     let probed =
         std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vnni");
     if probed && is_amd() && avx512_fma_units() == 1 {
-        vec![(false, "avx512f".to_string())]
+        vec![FeatureEdit {
+            add: false,
+            feature: Isa::X86_64Avx512f,
+        }]
     } else {
         vec![]
     }
@@ -198,7 +220,7 @@ fn is_amd() -> bool {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn auto_edits() -> Vec<(bool, String)> {
+fn auto_edits() -> Vec<FeatureEdit> {
     vec![]
 }
 
@@ -210,16 +232,16 @@ mod tests {
     fn a_spec_parses_to_what_it_says_and_prints_back() {
         assert_eq!("auto".parse(), Ok(CpuFeatures::Auto));
         assert_eq!(" native ".parse(), Ok(CpuFeatures::Native));
-        let native_feature = if cfg!(target_arch = "x86_64") {
-            "avx512f"
+        let (spec, removed, added) = if cfg!(target_arch = "x86_64") {
+            ("-avx512f,+fma", Isa::X86_64Avx512f, Isa::X86_64Fma)
         } else {
-            "fp16"
+            ("-fp16,+dotprod", Isa::Aarch64Fp16, Isa::Aarch64DotProd)
         };
-        let spec = format!("-{native_feature}");
         let parsed: CpuFeatures = spec.parse().unwrap();
+        let edit = |add, feature| FeatureEdit { add, feature };
         assert_eq!(
             parsed,
-            CpuFeatures::Edit(vec![(false, native_feature.to_string())])
+            CpuFeatures::Edit(vec![edit(false, removed), edit(true, added)])
         );
         assert_eq!(parsed.to_string(), spec);
     }
@@ -233,6 +255,9 @@ mod tests {
         }
         let err = "-avx513f".parse::<CpuFeatures>().unwrap_err();
         assert!(err.to_string().contains("avx513f"), "{err}");
+        let arch = format!("-{}", std::env::consts::ARCH);
+        let err = arch.parse::<CpuFeatures>().unwrap_err();
+        assert!(matches!(err, CpuFeaturesError::NotAFeature(_)), "{err}");
         let foreign = if cfg!(target_arch = "x86_64") {
             "-sve2"
         } else {
