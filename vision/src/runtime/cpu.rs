@@ -6,9 +6,10 @@
 //! each 512-bit FMA on its two 256-bit units, and there tract's AVX2 kernels
 //! beat its AVX-512 ones on every model Wayside ships (the detector in
 //! 0.84–0.89× the time, docs/BENCHMARKS.md "Kept: AVX-512 kernels off where
-//! a core has one 512-bit FMA unit"). So by default Wayside takes AVX-512 away from tract on
-//! an AMD core with one such unit, counted by tract's own probe. Intel cores
-//! with one unit were not measured and keep tract's choice.
+//! a core has one 512-bit FMA unit"). So by default Wayside takes AVX-512
+//! away from tract on an AMD core with one such unit, counted by tract's own
+//! probe. Intel cores with one unit were not measured and keep tract's
+//! choice.
 
 use std::fmt;
 use std::str::FromStr;
@@ -60,6 +61,8 @@ pub enum CpuFeaturesError {
     Unknown(String),
     #[error("{0} names an architecture, not a feature of it")]
     NotAFeature(String),
+    #[error("{0} is named twice")]
+    NamedTwice(String),
     #[error("{name} is a feature of {arch}, and this machine is {native}")]
     OtherArch {
         name: String,
@@ -105,6 +108,11 @@ impl FromStr for CpuFeatures {
                 .iter()
                 .find(|f| !f.is_arch())
                 .ok_or_else(|| CpuFeaturesError::NotAFeature(name.to_string()))?;
+            // tract applies edits in order, so "-fma,+fma" would leave
+            // the first undone and fail the check after the probe.
+            if edits.iter().any(|e: &FeatureEdit| e.feature == feature) {
+                return Err(CpuFeaturesError::NamedTwice(name.to_string()));
+            }
             edits.push(FeatureEdit { add, feature });
         }
         Ok(Self::Edit(edits))
@@ -258,6 +266,13 @@ mod tests {
         let arch = format!("-{}", std::env::consts::ARCH);
         let err = arch.parse::<CpuFeatures>().unwrap_err();
         assert!(matches!(err, CpuFeaturesError::NotAFeature(_)), "{err}");
+        let twice = if cfg!(target_arch = "x86_64") {
+            "-fma,+fma"
+        } else {
+            "-fp16,+fp16"
+        };
+        let err = twice.parse::<CpuFeatures>().unwrap_err();
+        assert!(matches!(err, CpuFeaturesError::NamedTwice(_)), "{err}");
         let foreign = if cfg!(target_arch = "x86_64") {
             "-sve2"
         } else {
